@@ -24,3 +24,61 @@ def guarded_main(main: Callable[[Sequence[str]], int | None], argv: Sequence[str
         print("interrupted", file=sys.stderr)
         return 130
     return EXIT_OK if code is None else int(code)
+
+
+def parse_stage_args(
+    prog: str, description: str, argv: Sequence[str]
+) -> tuple[list[str], list[str], bool, bool]:
+    """Split `[--config FILE]... [key=value]... [--print-config] [--help]` (argparse would reject `key=value`)."""
+    files: list[str] = []
+    overrides: list[str] = []
+    show_help = print_config = False
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("-h", "--help"):
+            show_help = True
+        elif arg == "--print-config":
+            print_config = True
+        elif arg in ("-c", "--config"):
+            if i + 1 >= len(argv):
+                raise UserError(f"{prog}: {arg} needs a file name")
+            files.append(argv[i + 1])
+            i += 1
+        elif arg.startswith("--config="):
+            files.append(arg.split("=", 1)[1])
+        elif arg.startswith("-"):
+            raise UserError(f"{prog}: unknown option '{arg}' (options: --config FILE, --print-config, --help; "
+                            "config keys are given as key=value)")
+        else:
+            overrides.append(arg)
+        i += 1
+    return files, overrides, show_help, print_config
+
+
+def stage_main(
+    prog: str,
+    description: str,
+    sections: Sequence[str],
+    run: Callable[[object], int | None],
+    stage_defaults: dict | None = None,
+) -> Callable[[Sequence[str]], int | None]:
+    """Build the `main(argv)` of a stage CLI that follows the project's conventions (see README, 'CLI')."""
+    from seal_transfer.config import Config, validate
+    from seal_transfer.configuration import describe_keys, load_config, to_yaml
+
+    def main(argv: Sequence[str]) -> int | None:
+        files, overrides, show_help, print_config = parse_stage_args(prog, description, argv)
+        if show_help:
+            print(f"usage: python -m {prog} [--config FILE]... [key=value]... [--print-config]\n\n{description}\n")
+            print("keys (default shown; later --config files and key=value overrides win):")
+            print(describe_keys(Config, sections))
+            return EXIT_OK
+        cfg = load_config(Config, files, overrides, base=stage_defaults)
+        validate(cfg)
+        if print_config:
+            print(to_yaml(cfg), end="")
+            return EXIT_OK
+        return run(cfg)
+
+    return main
