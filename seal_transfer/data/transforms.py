@@ -17,7 +17,7 @@ consistent with the pixels. The whole clip is resized in one `F.interpolate` cal
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple, Union
+from typing import Optional, Union
 
 import numpy as np
 import torch
@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from seal_transfer.errors import UserError
 
 ClipArray = Union[np.ndarray, torch.Tensor]
-TransformedClip = Tuple[torch.Tensor, torch.Tensor]
+TransformedClip = tuple[torch.Tensor, torch.Tensor]
 
 # ITU-R BT.601 luma weights, the same ones torchvision's rgb_to_grayscale uses.
 _LUMA = (0.299, 0.587, 0.114)
@@ -41,8 +41,8 @@ class AugmentConfig:
     crop_size: int = 224
     flip_prob: float = 0.5
     color_jitter: float = 0.4  # brightness/contrast/saturation strength; 0 disables
-    mean: List[float] = field(default_factory=lambda: [0.45, 0.45, 0.45])
-    std: List[float] = field(default_factory=lambda: [0.225, 0.225, 0.225])
+    mean: list[float] = field(default_factory=lambda: [0.45, 0.45, 0.45])
+    std: list[float] = field(default_factory=lambda: [0.225, 0.225, 0.225])
     eval_short_side: int = 256
     antialias: bool = False  # antialiased resize is slower; decoders already shrink large videos
 
@@ -85,19 +85,24 @@ def _boxes_array(boxes: Optional[ClipArray]) -> np.ndarray:
     return array
 
 
-def _short_side_size(height: int, width: int, short_side: int) -> Tuple[int, int]:
+def _short_side_size(height: int, width: int, short_side: int) -> tuple[int, int]:
     """Output (h, w) with the short side set to `short_side` and the aspect ratio kept."""
     scale = short_side / min(height, width)
     return max(1, int(round(height * scale))), max(1, int(round(width * scale)))
 
 
 def _to_unit_float(clip_tchw: torch.Tensor) -> torch.Tensor:
+    """A fresh contiguous float copy in [0, 1] (later steps work in place; the caller's frames stay untouched).
+
+    Making the uint8 view contiguous first is about 2x faster than converting the channels-last view directly,
+    and the contiguous float layout halves the interpolate time.
+    """
     if clip_tchw.dtype == torch.uint8:
-        return clip_tchw.to(torch.float32).div_(255.0)
-    return clip_tchw.to(torch.float32)
+        return clip_tchw.contiguous().to(torch.float32).div_(255.0)
+    return clip_tchw.to(torch.float32, memory_format=torch.contiguous_format, copy=True)
 
 
-def _resize(clip_tchw: torch.Tensor, size: Tuple[int, int], antialias: bool) -> torch.Tensor:
+def _resize(clip_tchw: torch.Tensor, size: tuple[int, int], antialias: bool) -> torch.Tensor:
     if tuple(clip_tchw.shape[-2:]) == tuple(size):
         return clip_tchw
     return F.interpolate(clip_tchw, size=size, mode="bilinear", align_corners=False, antialias=antialias)
@@ -119,13 +124,14 @@ def _color_jitter(clip_tchw: torch.Tensor, strength: float, rng: np.random.Gener
     for op in rng.permutation(3):
         factor = float(factors[op])
         if op == 0:  # brightness
-            clip_tchw = clip_tchw * factor
+            clip_tchw.mul_(factor)
         elif op == 1:  # contrast: blend with each frame's mean grey level
             mean_grey = _grayscale(clip_tchw).mean(dim=(1, 2, 3), keepdim=True)
-            clip_tchw = clip_tchw * factor + mean_grey * (1.0 - factor)
+            clip_tchw.mul_(factor).add_(mean_grey * (1.0 - factor))
         else:  # saturation: blend with the grey image
-            clip_tchw = clip_tchw * factor + _grayscale(clip_tchw) * (1.0 - factor)
-        clip_tchw = clip_tchw.clamp_(0.0, 1.0)
+            grey = _grayscale(clip_tchw)
+            clip_tchw.mul_(factor).add_(grey.mul_(1.0 - factor))
+        clip_tchw.clamp_(0.0, 1.0)
     return clip_tchw
 
 
@@ -136,8 +142,9 @@ class ClipTransform:
         cfg.validate()
         self.cfg = cfg
         self.train = train
-        self._mean = torch.tensor(cfg.mean, dtype=torch.float32).view(3, 1, 1, 1)
-        self._inv_std = 1.0 / torch.tensor(cfg.std, dtype=torch.float32).view(3, 1, 1, 1)
+        # Shaped for the (T, 3, H, W) working layout.
+        self._mean = torch.tensor(cfg.mean, dtype=torch.float32).view(1, 3, 1, 1)
+        self._inv_std = 1.0 / torch.tensor(cfg.std, dtype=torch.float32).view(1, 3, 1, 1)
 
     def __call__(
         self, frames: ClipArray, boxes: Optional[ClipArray], rng: Optional[np.random.Generator] = None
@@ -157,11 +164,10 @@ class ClipTransform:
                 clip = _color_jitter(clip, self.cfg.color_jitter, rng)
         else:
             clip, box_px = self._eval_geometry(clip, box_array)
-        clip = clip.permute(1, 0, 2, 3)  # (3, T, h, w)
-        clip = (clip - self._mean) * self._inv_std
-        return clip.contiguous(), torch.from_numpy(box_px.astype(np.float32))
+        clip.sub_(self._mean).mul_(self._inv_std)  # in place: `clip` is this call's own float copy
+        return clip.permute(1, 0, 2, 3).contiguous(), torch.from_numpy(box_px.astype(np.float32))
 
-    def _eval_geometry(self, clip: torch.Tensor, boxes: np.ndarray) -> Tuple[torch.Tensor, np.ndarray]:
+    def _eval_geometry(self, clip: torch.Tensor, boxes: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
         height, width = clip.shape[-2:]
         out_h, out_w = _short_side_size(height, width, self.cfg.eval_short_side)
         resized = _resize(_to_unit_float(clip), (out_h, out_w), self.cfg.antialias)
@@ -170,7 +176,7 @@ class ClipTransform:
 
     def _train_geometry(
         self, clip: torch.Tensor, boxes: np.ndarray, rng: np.random.Generator
-    ) -> Tuple[torch.Tensor, np.ndarray]:
+    ) -> tuple[torch.Tensor, np.ndarray]:
         cfg = self.cfg
         height, width = clip.shape[-2:]
         short_side = int(rng.integers(cfg.min_short_side, cfg.max_short_side + 1))
@@ -198,7 +204,7 @@ class ClipTransform:
 
 def two_views(
     transform: ClipTransform, frames: ClipArray, boxes: Optional[ClipArray], rng: np.random.Generator
-) -> Tuple[TransformedClip, TransformedClip]:
+) -> tuple[TransformedClip, TransformedClip]:
     """Two independent augmentations of one decoded clip, for the adaptation stage's two-view agreement test.
 
     Both draws come from `rng` in sequence, so one seed reproduces the pair and the views differ from each other.

@@ -324,7 +324,7 @@ def read_labelmap(path: str | Path) -> LabelMap:
         for m in _FIELD_RE.finditer(block.group(2)):
             value = m.group(2)
             if value[:1] in "\"'":
-                value = value[1:-1]
+                value = re.sub(r"\\(.)", r"\1", value[1:-1])  # pbtxt escapes: \" → ", \\ → \
             fields[m.group(1)] = value
         id_text = fields.get("label_id", fields.get("id"))
         if id_text is None:
@@ -352,7 +352,7 @@ def write_labelmap(path: str | Path, labelmap: LabelMap, layout: str = "label") 
         raise ValueError("layout must be 'label' or 'item'")
     out = io.StringIO()
     for cid in labelmap.ids:
-        name = labelmap.names[cid].replace('"', '\\"')
+        name = labelmap.names[cid].replace("\\", "\\\\").replace('"', '\\"')
         if layout == "label":
             out.write(f'label {{\n  name: "{name}"\n  label_id: {cid}\n')
             if cid in labelmap.types:
