@@ -1,0 +1,308 @@
+"""Keyframe datasets: one item = one keyframe of one video with every person box on it.
+
+A keyframe (not a box) is the unit so the backbone runs once per keyframe and all its boxes go through the
+RoI head together — for training, validation and the adaptation stage's two-view pseudo-labelling alike.
+SEAL Clips and AVA share the layout (AVA CSV rows), so one dataset class serves both domains.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from seal_transfer.data.formats.ava import AvaTable, LabelMap, VideoTiming
+from seal_transfer.data.transforms import ClipTransform
+from seal_transfer.data.video import VideoError, clip_frame_indices, open_video_source, pack_pathways
+from seal_transfer.errors import UserError
+
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov")
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """What to decode around a keyframe: the fast pathway's frames and their spacing in source frames."""
+
+    num_frames: int  # fast-pathway frames (T * alpha)
+    sample_rate: int  # source frames between consecutive fast frames
+    alpha: int  # slow pathway keeps every alpha-th fast frame
+
+
+@dataclass
+class KeyframeIndex:
+    """Keyframes with their boxes, built once from an AvaTable (rows → distinct boxes with multi-hot labels)."""
+
+    video_ids: list[str]  # per keyframe
+    timestamps: np.ndarray  # (F,) seconds
+    box_start: np.ndarray  # (F+1,) offsets into the box arrays
+    boxes: np.ndarray  # (B, 4) normalised
+    labels: np.ndarray  # (B, C) float32 multi-hot (zeros where unlabeled)
+    person_ids: np.ndarray  # (B,)
+    box_scores: np.ndarray  # (B,) detector score (1 for GT)
+
+    def __len__(self) -> int:
+        return len(self.video_ids)
+
+    def boxes_of(self, i: int) -> slice:
+        return slice(int(self.box_start[i]), int(self.box_start[i + 1]))
+
+    @property
+    def num_boxes(self) -> int:
+        return int(self.boxes.shape[0])
+
+
+def build_keyframe_index(
+    table: AvaTable,
+    labelmap: Optional[LabelMap],
+    *,
+    keep: Optional[Callable[[str, float], bool]] = None,
+) -> KeyframeIndex:
+    """Group rows into keyframes and distinct boxes; actions outside `labelmap` are dropped (counted by caller).
+
+    Rows with identical (video, time, box, person) are one box carrying several labels — AVA's one-row-per-
+    (person, action) layout. `labelmap=None` builds an unlabeled index (detector boxes).
+    """
+    num_classes = len(labelmap) if labelmap is not None else 0
+    column = labelmap.index_of() if labelmap is not None else {}
+    if len(table) == 0:
+        return KeyframeIndex([], np.zeros(0), np.zeros(1, np.int64), np.zeros((0, 4), np.float32),
+                             np.zeros((0, num_classes), np.float32), np.zeros(0, np.int64), np.zeros(0, np.float32))
+    rounded = np.round(table.boxes.astype(np.float64), 4)
+    # Sort rows by (video, time, person, box) so each keyframe's boxes are contiguous and ordered stably.
+    order = np.lexsort((rounded[:, 3], rounded[:, 2], rounded[:, 1], rounded[:, 0], table.person_ids,
+                        table.timestamps, table.video_ids))
+    vids = table.video_ids[order]
+    ts = table.timestamps[order]
+    bx = rounded[order]
+    pid = table.person_ids[order]
+    new_box = np.ones(len(order), dtype=bool)
+    new_box[1:] = (vids[1:] != vids[:-1]) | (ts[1:] != ts[:-1]) | (pid[1:] != pid[:-1]) | np.any(bx[1:] != bx[:-1], 1)
+    box_id = np.cumsum(new_box) - 1
+    first = np.flatnonzero(new_box)
+    labels = np.zeros((len(first), num_classes), np.float32)
+    if num_classes:
+        cols = np.array([column.get(int(a), -1) for a in table.action_ids[order]], dtype=np.int64)
+        ok = cols >= 0
+        labels[box_id[ok], cols[ok]] = 1.0
+    scores = np.zeros(len(first), np.float32)
+    np.maximum.at(scores, box_id, table.scores[order])
+    box_vids = vids[first]
+    box_ts = ts[first]
+    new_kf = np.ones(len(first), dtype=bool)
+    new_kf[1:] = (box_vids[1:] != box_vids[:-1]) | (box_ts[1:] != box_ts[:-1])
+    kf_first = np.flatnonzero(new_kf)
+    keep_kf = np.ones(len(kf_first), dtype=bool)
+    if keep is not None:
+        keep_kf = np.array([keep(str(box_vids[i]), float(box_ts[i])) for i in kf_first], dtype=bool)
+    starts = np.append(kf_first, len(first))
+    sel_boxes: list[np.ndarray] = []
+    offsets = [0]
+    for k in np.flatnonzero(keep_kf):
+        idx = np.arange(starts[k], starts[k + 1])
+        sel_boxes.append(idx)
+        offsets.append(offsets[-1] + len(idx))
+    box_sel = np.concatenate(sel_boxes) if sel_boxes else np.zeros(0, np.int64)
+    return KeyframeIndex(
+        video_ids=[str(box_vids[kf_first[k]]) for k in np.flatnonzero(keep_kf)],
+        timestamps=box_ts[kf_first[keep_kf]].astype(np.float64),
+        box_start=np.asarray(offsets, dtype=np.int64),
+        boxes=table.boxes[order][first][box_sel].astype(np.float32),
+        labels=labels[box_sel],
+        person_ids=pid[first][box_sel].astype(np.int64),
+        box_scores=scores[box_sel],
+    )
+
+
+def find_video(video_dir: Path, video_id: str) -> Path:
+    """Resolve `{video_dir}/{video_id}.<ext>` without letting an id from an annotation file escape the folder."""
+    if not video_id or "/" in video_id or "\\" in video_id or video_id in (".", "..") or "\0" in video_id:
+        raise UserError(f"video id '{video_id}' is not a plain name (annotation files may not point outside "
+                        f"{video_dir})")
+    for suffix in VIDEO_SUFFIXES:
+        candidate = video_dir / f"{video_id}{suffix}"
+        if candidate.exists():
+            return candidate
+    frame_folder = video_dir / video_id
+    if frame_folder.is_dir():
+        return frame_folder
+    return video_dir / f"{video_id}.mp4"  # the decoder reports it missing, naming this path
+
+
+class KeyframeDataset(Dataset):
+    """Yields one keyframe: decoded clip → (slow, fast), its boxes in pixels, multi-hot labels, bookkeeping.
+
+    `views=2` decodes once and returns two independent random transforms of the same keyframe (the adaptation
+    stage's consistency check). Randomness is a pure function of (seed, epoch, index, view), so a resumed run
+    sees the same augmentations as an uninterrupted one.
+    """
+
+    def __init__(
+        self,
+        index: KeyframeIndex,
+        video_paths: dict[str, Path],
+        timings: dict[str, VideoTiming],
+        clip: ClipSpec,
+        transform: ClipTransform,
+        *,
+        seed: int = 0,
+        views: int = 1,
+        decode_short_side: Optional[int] = None,
+    ) -> None:
+        self.index = index
+        self.video_paths = video_paths
+        self.timings = timings
+        self.clip = clip
+        self.transform = transform
+        self.seed = seed
+        self.views = views
+        self.epoch = 0
+        self.decode_short_side = decode_short_side
+        self._sources: dict[str, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_sources"] = {}  # open decoders stay in the process that opened them
+        return state
+
+    def _source(self, video_id: str) -> Any:
+        src = self._sources.get(video_id)
+        if src is None:
+            src = open_video_source(self.video_paths[video_id])
+            self._sources[video_id] = src
+        return src
+
+    def decode(self, i: int) -> np.ndarray:
+        vid = self.index.video_ids[i]
+        timing = self.timings[vid]
+        indices = clip_frame_indices(float(self.index.timestamps[i]), timing.fps, timing.time_offset,
+                                     self.clip.num_frames, self.clip.sample_rate)
+        return self._source(vid).read(indices, short_side=self.decode_short_side)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        frames = self.decode(i)
+        sl = self.index.boxes_of(i)
+        boxes = self.index.boxes[sl]
+        out_views = []
+        for view in range(self.views):
+            rng = np.random.default_rng([self.seed, self.epoch, i, view])
+            clip, pix_boxes = self.transform(frames, boxes, rng)
+            out_views.append((pack_pathways(clip, self.clip.alpha), pix_boxes))
+        return {
+            "views": out_views,
+            "labels": torch.from_numpy(self.index.labels[sl]),
+            "index": i,
+            "box_ids": torch.arange(sl.start, sl.stop, dtype=torch.long),
+        }
+
+
+def _pad_stack(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Stack (C,T,H,W) clips, zero-padding bottom/right when eval resizing left different sizes (boxes unaffected)."""
+    h = max(t.shape[-2] for t in tensors)
+    w = max(t.shape[-1] for t in tensors)
+    if all(t.shape[-2] == h and t.shape[-1] == w for t in tensors):
+        return torch.stack(list(tensors))
+    return torch.stack([torch.nn.functional.pad(t, (0, w - t.shape[-1], 0, h - t.shape[-2])) for t in tensors])
+
+
+def collate_keyframes(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Batch keyframes into pytorchvideo's RoI-model input: `[slow, fast]` and boxes (K,5) [batch_idx,x1,y1,x2,y2]."""
+    num_views = len(items[0]["views"])
+    views = []
+    for v in range(num_views):
+        slow = _pad_stack([it["views"][v][0][0] for it in items])
+        fast = _pad_stack([it["views"][v][0][1] for it in items])
+        boxes = torch.cat([
+            torch.cat([torch.full((len(it["views"][v][1]), 1), float(b)), torch.as_tensor(it["views"][v][1])], dim=1)
+            for b, it in enumerate(items)
+        ]).float()
+        views.append(([slow, fast], boxes))
+    return {
+        "views": views,
+        "labels": torch.cat([it["labels"] for it in items]),
+        "index": torch.tensor([it["index"] for it in items], dtype=torch.long),
+        "box_ids": torch.cat([it["box_ids"] for it in items]),
+        "boxes_per_item": torch.tensor([len(it["box_ids"]) for it in items], dtype=torch.long),
+    }
+
+
+def check_videos(video_paths: dict[str, Path], max_broken_fraction: float, what: str) -> tuple[dict[str, Path], list[str]]:
+    """Open each video once up front; drop broken ones, and refuse to go on if too many are broken.
+
+    Checking before training (rather than failing inside a DataLoader worker) gives an exact count and a clear
+    summary, and a gutted dataset never silently trains.
+    """
+    from seal_transfer.data.video import probe_video
+
+    good: dict[str, Path] = {}
+    broken: list[str] = []
+    for vid, path in video_paths.items():
+        try:
+            if Path(path).is_dir():
+                if not any(Path(path).iterdir()):
+                    raise VideoError(f"{path}: frame folder is empty")
+            else:
+                probe_video(path)
+            good[vid] = path
+        except VideoError as exc:
+            broken.append(str(exc))
+    if video_paths and len(broken) / len(video_paths) > max_broken_fraction:
+        raise UserError(
+            f"{what}: {len(broken)} of {len(video_paths)} videos are unreadable (limit "
+            f"data.max_broken_fraction={max_broken_fraction}); first: {broken[0]}"
+        )
+    return good, broken
+
+
+class ClipClassificationDataset(Dataset):
+    """Whole-clip labels (the generic set standing in for Kinetics): one clip per video per epoch.
+
+    Training picks a random clip position (seeded by (seed, epoch, index)); evaluation takes the centre.
+    """
+
+    def __init__(self, items: Sequence[tuple[Path, int]], clip: ClipSpec, transform: ClipTransform, *,
+                 train: bool, seed: int = 0) -> None:
+        self.items = list(items)
+        self.clip = clip
+        self.transform = transform
+        self.train = train
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        from seal_transfer.data.video import probe_video
+
+        path, label = self.items[i]
+        info = probe_video(path)
+        span = self.clip.num_frames * self.clip.sample_rate
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        latest_start = max(info.num_frames - span, 0)
+        start = int(rng.integers(0, latest_start + 1)) if self.train else latest_start // 2
+        indices = np.minimum(start + self.clip.sample_rate * np.arange(self.clip.num_frames), info.num_frames - 1)
+        frames = open_video_source(path).read(indices)
+        clip, _ = self.transform(frames, np.zeros((0, 4), np.float32), rng)
+        return {"inputs": pack_pathways(clip, self.clip.alpha), "label": int(label), "index": i}
+
+
+def collate_clips(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "inputs": [_pad_stack([it["inputs"][p] for it in items]) for p in range(2)],
+        "labels": torch.tensor([it["label"] for it in items], dtype=torch.long),
+        "index": torch.tensor([it["index"] for it in items], dtype=torch.long),
+    }

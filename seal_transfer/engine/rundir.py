@@ -1,0 +1,76 @@
+"""Run directories: where each stage writes, how stages find each other's weights, and a lock per stage.
+
+Layout: RUN/<stage>/{config.yaml, checkpoints/{last,best}.ckpt, model.pt, metrics.json, logs/...}; a stage is
+finished when its `metrics.json` exists (written last, atomically). Adapt rounds live in RUN/adapt/round_<r>/.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Optional
+
+from seal_transfer.errors import UserError
+
+WEIGHT_CHAIN = {
+    # stage -> earlier stages whose weights it starts from, most preferred first
+    "pretrain": (),
+    "adapt": ("pretrain",),
+    "finetune": ("adapt", "pretrain"),
+    "tubes": ("pretrain",),
+}
+
+
+def stage_dir(run_dir: str | os.PathLike[str], stage: str) -> Path:
+    return Path(run_dir).expanduser() / stage
+
+
+def is_finished(directory: Path) -> bool:
+    return (directory / "metrics.json").is_file()
+
+
+def exported_weights(directory: Path) -> Optional[Path]:
+    """The plain weights file a finished stage exports for the next one (`model.pt`)."""
+    path = directory / "model.pt"
+    return path if path.is_file() else None
+
+
+def upstream_weights(run_dir: str | os.PathLike[str], stage: str) -> tuple[Optional[Path], str]:
+    """Weights `stage` should start from: the newest finished earlier stage in the chain, or (None, reason)."""
+    for earlier in WEIGHT_CHAIN.get(stage, ()):
+        directory = stage_dir(run_dir, earlier)
+        weights = exported_weights(directory)
+        if weights is not None and is_finished(directory):
+            return weights, earlier
+    tried = ", ".join(str(stage_dir(run_dir, s)) for s in WEIGHT_CHAIN.get(stage, ()))
+    return None, f"no finished earlier stage found (looked in {tried or 'nothing'})"
+
+
+@contextlib.contextmanager
+def stage_lock(directory: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `directory/.lock` so two runs cannot write the same stage at once.
+
+    An OS-level lock (flock) is released by the kernel when a process dies, so a `kill -9` leaves no stale lock.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    handle = open(directory / ".lock", "a+")  # noqa: SIM115 - held for the whole block
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                raise UserError(f"{directory}: another run is writing this stage (lock held on {directory / '.lock'})") from None
+            raise
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        handle.close()
