@@ -26,9 +26,7 @@ def guarded_main(main: Callable[[Sequence[str]], int | None], argv: Sequence[str
     return EXIT_OK if code is None else int(code)
 
 
-def parse_stage_args(
-    prog: str, description: str, argv: Sequence[str]
-) -> tuple[list[str], list[str], bool, bool]:
+def parse_stage_args(prog: str, description: str, argv: Sequence[str]) -> tuple[list[str], list[str], bool, bool]:
     """Split `[--config FILE]... [key=value]... [--print-config] [--help]` (argparse would reject `key=value`)."""
     files: list[str] = []
     overrides: list[str] = []
@@ -48,8 +46,10 @@ def parse_stage_args(
         elif arg.startswith("--config="):
             files.append(arg.split("=", 1)[1])
         elif arg.startswith("-"):
-            raise UserError(f"{prog}: unknown option '{arg}' (options: --config FILE, --print-config, --help; "
-                            "config keys are given as key=value)")
+            raise UserError(
+                f"{prog}: unknown option '{arg}' (options: --config FILE, --print-config, --help; "
+                "config keys are given as key=value)"
+            )
         else:
             overrides.append(arg)
         i += 1
@@ -62,20 +62,26 @@ def stage_main(
     sections: Sequence[str],
     run: Callable[[object], int | None],
     stage_defaults: dict | None = None,
+    schema: type | None = None,
+    check: Callable[[object], None] | None = None,
 ) -> Callable[[Sequence[str]], int | None]:
     """Build the `main(argv)` of a stage CLI that follows the project's conventions (see README, 'CLI')."""
     from seal_transfer.config import Config, validate
     from seal_transfer.configuration import describe_keys, load_config, to_yaml
+
+    if schema is None:
+        schema, check = Config, validate
 
     def main(argv: Sequence[str]) -> int | None:
         files, overrides, show_help, print_config = parse_stage_args(prog, description, argv)
         if show_help:
             print(f"usage: python -m {prog} [--config FILE]... [key=value]... [--print-config]\n\n{description}\n")
             print("keys (default shown; later --config files and key=value overrides win):")
-            print(describe_keys(Config, sections))
+            print(describe_keys(schema, sections))
             return EXIT_OK
-        cfg = load_config(Config, files, overrides, base=stage_defaults)
-        validate(cfg)
+        cfg = load_config(schema, files, overrides, base=stage_defaults)
+        if check is not None:
+            check(cfg)
         if print_config:
             print(to_yaml(cfg), end="")
             return EXIT_OK

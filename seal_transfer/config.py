@@ -16,6 +16,7 @@ from seal_transfer.data.transforms import AugmentConfig
 from seal_transfer.errors import UserError
 from seal_transfer.evaluation.clip_map import BucketConfig
 from seal_transfer.models.slowfast import ModelConfig
+from seal_transfer.pseudo.selection import AdaptConfig
 
 
 @dataclass
@@ -112,6 +113,7 @@ class TrainerConfig:
     log_every_n_steps: int = 10
     deterministic: bool = False
     enable_progress_bar: bool = True
+    enable_model_summary: bool = True
     num_sanity_val_steps: int = 0
 
 
@@ -128,6 +130,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     buckets: BucketConfig = field(default_factory=BucketConfig)
+    adapt: AdaptConfig = field(default_factory=AdaptConfig)
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -146,6 +149,11 @@ def _get(cfg: Any, dotted: str) -> Any:
 
 def validate(cfg: Any) -> None:
     """Checks beyond types: choices and ranges, each failing with the key's name."""
+    from omegaconf import OmegaConf
+
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise UserError(f"config key '{missing[0]}' must be set (the config marks it ???), e.g. {missing[0]}=PATH")
     for key, allowed in CHOICES.items():
         value = _get(cfg, key)
         if value not in allowed:
@@ -154,8 +162,10 @@ def validate(cfg: Any) -> None:
     for key in positive:
         if _get(cfg, key) <= 0:
             raise UserError(f"config key '{key}': must be > 0, got {_get(cfg, key)}")
+    AdaptConfig(**OmegaConf.to_container(cfg.adapt, resolve=True)).validate()
     if not 0 <= cfg.data.max_broken_fraction <= 1:
         raise UserError(f"config key 'data.max_broken_fraction': must be in [0, 1], got {cfg.data.max_broken_fraction}")
     if not 0 <= cfg.data.target.val_box_threshold <= 1:
-        raise UserError(f"config key 'data.target.val_box_threshold': must be in [0, 1], got "
-                        f"{cfg.data.target.val_box_threshold}")
+        raise UserError(
+            f"config key 'data.target.val_box_threshold': must be in [0, 1], got {cfg.data.target.val_box_threshold}"
+        )

@@ -169,8 +169,11 @@ def describe_keys(schema: type, sections: Iterable[str] | None = None) -> str:
                 walk(sub, node[f.name], name + ".")
                 continue
             value = OmegaConf.to_container(node, resolve=False)[f.name] if isinstance(node, DictConfig) else None
-            shown = "null" if value is None else yaml.safe_dump(value, default_flow_style=True).strip().removesuffix(
-                "\n...").removesuffix(" ...")
+            shown = (
+                "null"
+                if value is None
+                else yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...").removesuffix(" ...")
+            )
             note = comments.get(f.name, "")
             lines.append(f"  {name} = {shown}" + (f"    # {note}" if note else ""))
 

@@ -77,8 +77,9 @@ def test_bad_rows_name_the_line(tmp_path: Path, row: str, message: str) -> None:
 
 
 def test_write_read_round_trip_all_kinds(tmp_path: Path) -> None:
-    table = ava.AvaTable.from_columns(["a", "b"], [902, 903.5], [[0, 0, 0.5, 0.5], [0.1, 0.2, 0.3, 0.4]],
-                                      [4, 5], [1, 2], [0.25, 0.75])
+    table = ava.AvaTable.from_columns(
+        ["a", "b"], [902, 903.5], [[0, 0, 0.5, 0.5], [0.1, 0.2, 0.3, 0.4]], [4, 5], [1, 2], [0.25, 0.75]
+    )
     for kind in ava.KINDS:
         path = tmp_path / f"{kind}.csv"
         ava.write_ava_csv(path, table, kind)
@@ -97,8 +98,13 @@ def test_fast_and_exact_parsers_agree(tmp_path: Path) -> None:
     n = 500
     lo = rng.random((n, 2)) * 0.5
     boxes = np.concatenate([lo, lo + 0.1 + rng.random((n, 2)) * 0.3], 1)
-    table = ava.AvaTable.from_columns([f"vid{i % 7}" for i in range(n)], rng.integers(902, 1799, n), boxes,
-                                      rng.integers(1, 81, n), scores=rng.random(n))
+    table = ava.AvaTable.from_columns(
+        [f"vid{i % 7}" for i in range(n)],
+        rng.integers(902, 1799, n),
+        boxes,
+        rng.integers(1, 81, n),
+        scores=rng.random(n),
+    )
     path = tmp_path / "det.csv"
     ava.write_ava_csv(path, table, "detections")
     text = path.read_text()
@@ -123,7 +129,9 @@ def test_pyslowfast_predicted_boxes(shared_data: Path) -> None:
 
 
 def test_exclusions_and_video_meta(shared_data: Path, tmp_path: Path) -> None:
-    excl = ava.read_exclusions(shared_data / "fixtures" / "mmaction2" / "ava_dataset" / "ava_excluded_timestamps_sample.csv")
+    excl = ava.read_exclusions(
+        shared_data / "fixtures" / "mmaction2" / "ava_dataset" / "ava_excluded_timestamps_sample.csv"
+    )
     assert ("0f39OWEqJ24", 903.0) in excl
     timing = {"a": ava.VideoTiming(fps=25, time_offset=0, first_keyframe=2, last_keyframe=5)}
     ava.write_video_meta(tmp_path / "meta.csv", timing)

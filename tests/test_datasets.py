@@ -57,9 +57,15 @@ def video_dir(tmp_path: Path) -> Path:
 def _dataset(video_dir: Path, views: int = 1, train: bool = True) -> KeyframeDataset:
     aug = AugmentConfig(min_short_side=48, max_short_side=56, crop_size=40, eval_short_side=48)
     timing = {"v1": VideoTiming(fps=15, time_offset=900, first_keyframe=902, last_keyframe=903)}
-    return KeyframeDataset(build_keyframe_index(_table(), LABELS), {"v1": video_dir / "v1.mp4"}, timing,
-                           ClipSpec(num_frames=8, sample_rate=2, alpha=4), ClipTransform(aug, train=train),
-                           seed=3, views=views)
+    return KeyframeDataset(
+        build_keyframe_index(_table(), LABELS),
+        {"v1": video_dir / "v1.mp4"},
+        timing,
+        ClipSpec(num_frames=8, sample_rate=2, alpha=4),
+        ClipTransform(aug, train=train),
+        seed=3,
+        views=views,
+    )
 
 
 def test_item_and_collate_shapes(video_dir: Path) -> None:

@@ -55,9 +55,16 @@ def test_lambda_one_keeps_nothing_and_shape_errors() -> None:
         select(t([[0.1, 0.2]]), t([[0.1, 0.2, 0.3]]), 0.3)
 
 
-@pytest.mark.parametrize("field, value, key", [("lambda_c", 0.0, "adapt.lambda_c"), ("lambda_c", 1.5, "adapt.lambda_c"),
-                                               ("rounds", 0, "adapt.rounds"), ("score_views", "all", "adapt.score_views"),
-                                               ("pool", "x", "adapt.pool")])
+@pytest.mark.parametrize(
+    "field, value, key",
+    [
+        ("lambda_c", 0.0, "adapt.lambda_c"),
+        ("lambda_c", 1.5, "adapt.lambda_c"),
+        ("rounds", 0, "adapt.rounds"),
+        ("score_views", "all", "adapt.score_views"),
+        ("pool", "x", "adapt.pool"),
+    ],
+)
 def test_config_validation_names_key(field: str, value: object, key: str) -> None:
     cfg = AdaptConfig(**{field: value})
     with pytest.raises(UserError, match=key):

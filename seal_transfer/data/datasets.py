@@ -70,12 +70,28 @@ def build_keyframe_index(
     num_classes = len(labelmap) if labelmap is not None else 0
     column = labelmap.index_of() if labelmap is not None else {}
     if len(table) == 0:
-        return KeyframeIndex([], np.zeros(0), np.zeros(1, np.int64), np.zeros((0, 4), np.float32),
-                             np.zeros((0, num_classes), np.float32), np.zeros(0, np.int64), np.zeros(0, np.float32))
+        return KeyframeIndex(
+            [],
+            np.zeros(0),
+            np.zeros(1, np.int64),
+            np.zeros((0, 4), np.float32),
+            np.zeros((0, num_classes), np.float32),
+            np.zeros(0, np.int64),
+            np.zeros(0, np.float32),
+        )
     rounded = np.round(table.boxes.astype(np.float64), 4)
     # Sort rows by (video, time, person, box) so each keyframe's boxes are contiguous and ordered stably.
-    order = np.lexsort((rounded[:, 3], rounded[:, 2], rounded[:, 1], rounded[:, 0], table.person_ids,
-                        table.timestamps, table.video_ids))
+    order = np.lexsort(
+        (
+            rounded[:, 3],
+            rounded[:, 2],
+            rounded[:, 1],
+            rounded[:, 0],
+            table.person_ids,
+            table.timestamps,
+            table.video_ids,
+        )
+    )
     vids = table.video_ids[order]
     ts = table.timestamps[order]
     bx = rounded[order]
@@ -121,8 +137,9 @@ def build_keyframe_index(
 def find_video(video_dir: Path, video_id: str) -> Path:
     """Resolve `{video_dir}/{video_id}.<ext>` without letting an id from an annotation file escape the folder."""
     if not video_id or "/" in video_id or "\\" in video_id or video_id in (".", "..") or "\0" in video_id:
-        raise UserError(f"video id '{video_id}' is not a plain name (annotation files may not point outside "
-                        f"{video_dir})")
+        raise UserError(
+            f"video id '{video_id}' is not a plain name (annotation files may not point outside {video_dir})"
+        )
     for suffix in VIDEO_SUFFIXES:
         candidate = video_dir / f"{video_id}{suffix}"
         if candidate.exists():
@@ -185,8 +202,9 @@ class KeyframeDataset(Dataset):
     def decode(self, i: int) -> np.ndarray:
         vid = self.index.video_ids[i]
         timing = self.timings[vid]
-        indices = clip_frame_indices(float(self.index.timestamps[i]), timing.fps, timing.time_offset,
-                                     self.clip.num_frames, self.clip.sample_rate)
+        indices = clip_frame_indices(
+            float(self.index.timestamps[i]), timing.fps, timing.time_offset, self.clip.num_frames, self.clip.sample_rate
+        )
         return self._source(vid).read(indices, short_side=self.decode_short_side)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
@@ -222,10 +240,14 @@ def collate_keyframes(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for v in range(num_views):
         slow = _pad_stack([it["views"][v][0][0] for it in items])
         fast = _pad_stack([it["views"][v][0][1] for it in items])
-        boxes = torch.cat([
-            torch.cat([torch.full((len(it["views"][v][1]), 1), float(b)), torch.as_tensor(it["views"][v][1])], dim=1)
-            for b, it in enumerate(items)
-        ]).float()
+        boxes = torch.cat(
+            [
+                torch.cat(
+                    [torch.full((len(it["views"][v][1]), 1), float(b)), torch.as_tensor(it["views"][v][1])], dim=1
+                )
+                for b, it in enumerate(items)
+            ]
+        ).float()
         views.append(([slow, fast], boxes))
     return {
         "views": views,
@@ -236,7 +258,9 @@ def collate_keyframes(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def check_videos(video_paths: dict[str, Path], max_broken_fraction: float, what: str) -> tuple[dict[str, Path], list[str]]:
+def check_videos(
+    video_paths: dict[str, Path], max_broken_fraction: float, what: str
+) -> tuple[dict[str, Path], list[str]]:
     """Open each video once up front; drop broken ones, and refuse to go on if too many are broken.
 
     Checking before training (rather than failing inside a DataLoader worker) gives an exact count and a clear
@@ -270,8 +294,9 @@ class ClipClassificationDataset(Dataset):
     Training picks a random clip position (seeded by (seed, epoch, index)); evaluation takes the centre.
     """
 
-    def __init__(self, items: Sequence[tuple[Path, int]], clip: ClipSpec, transform: ClipTransform, *,
-                 train: bool, seed: int = 0) -> None:
+    def __init__(
+        self, items: Sequence[tuple[Path, int]], clip: ClipSpec, transform: ClipTransform, *, train: bool, seed: int = 0
+    ) -> None:
         self.items = list(items)
         self.clip = clip
         self.transform = transform

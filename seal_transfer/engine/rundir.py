@@ -63,7 +63,9 @@ def stage_lock(directory: Path) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
             if exc.errno in (errno.EAGAIN, errno.EACCES):
-                raise UserError(f"{directory}: another run is writing this stage (lock held on {directory / '.lock'})") from None
+                raise UserError(
+                    f"{directory}: another run is writing this stage (lock held on {directory / '.lock'})"
+                ) from None
             raise
         handle.seek(0)
         handle.truncate()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -48,8 +49,19 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise
 
 
+def json_safe(obj: Any) -> Any:
+    """NaN/inf → null (JSON has no NaN; an undefined AP, e.g. of an empty class bucket, is 'no value')."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     """Write JSON atomically, pretty-printed and key-sorted so diffs between runs stay readable."""
     with atomic_write(path) as handle:
-        json.dump(obj, handle, indent=2, sort_keys=True)
+        json.dump(json_safe(obj), handle, indent=2, sort_keys=True, allow_nan=False)
         handle.write("\n")

@@ -222,14 +222,17 @@ def read_ava_csv(path: str | Path, kind: str = "gt") -> AvaTable:
     for lineno, fields in _data_lines(text):
         if len(fields) != ncols:
             raise located(
-                path, lineno, f"expected {ncols} columns (video_id,timestamp,x1,y1,x2,y2,{','.join(tail)}), "
-                f"found {len(fields)}"
+                path,
+                lineno,
+                f"expected {ncols} columns (video_id,timestamp,x1,y1,x2,y2,{','.join(tail)}), found {len(fields)}",
             )
         vid = fields[0]
         if not vid:
             raise located(path, lineno, "video_id is empty")
         ts = float(_number(path, lineno, "timestamp", fields[1], float))
-        box = tuple(float(_number(path, lineno, n, fields[2 + i], float)) for i, n in enumerate(("x1", "y1", "x2", "y2")))
+        box = tuple(
+            float(_number(path, lineno, n, fields[2 + i], float)) for i, n in enumerate(("x1", "y1", "x2", "y2"))
+        )
         x1, y1, x2, y2 = box
         for name, value in zip(("x1", "y1", "x2", "y2"), box):
             if value < -BOX_TOLERANCE or value > 1 + BOX_TOLERANCE:
@@ -265,8 +268,14 @@ def write_ava_csv(path: str | Path, table: AvaTable, kind: str = "gt") -> None:
     buf = io.StringIO()
     for i in range(len(table)):
         x1, y1, x2, y2 = (float(v) for v in table.boxes[i])
-        cols = [str(table.video_ids[i]), format_timestamp(float(table.timestamps[i])),
-                f"{x1:.3f}", f"{y1:.3f}", f"{x2:.3f}", f"{y2:.3f}"]
+        cols = [
+            str(table.video_ids[i]),
+            format_timestamp(float(table.timestamps[i])),
+            f"{x1:.3f}",
+            f"{y1:.3f}",
+            f"{x2:.3f}",
+            f"{y2:.3f}",
+        ]
         for name in tail:
             if name == "action_id":
                 a = int(table.action_ids[i])
@@ -301,8 +310,9 @@ class LabelMap:
 
     def subset(self, ids: Iterable[int]) -> LabelMap:
         keep = [i for i in self.ids if i in set(ids)]
-        return LabelMap(keep, {i: self.names[i] for i in keep}, {i: t for i, t in self.types.items() if i in keep},
-                        self.source)
+        return LabelMap(
+            keep, {i: self.names[i] for i in keep}, {i: t for i, t in self.types.items() if i in keep}, self.source
+        )
 
 
 _BLOCK_RE = re.compile(r"(label|item)\s*\{(.*?)\}", re.S)
@@ -444,7 +454,9 @@ def write_video_meta(path: str | Path, timings: dict[str, VideoTiming]) -> None:
         handle.write(",".join(VIDEO_META_COLUMNS) + "\n")
         for vid in sorted(timings):
             t = timings[vid]
-            handle.write(f"{vid},{t.fps:g},{t.time_offset:g},{t.first_keyframe:g},{t.last_keyframe:g},{t.keyframe_step:g}\n")
+            handle.write(
+                f"{vid},{t.fps:g},{t.time_offset:g},{t.first_keyframe:g},{t.last_keyframe:g},{t.keyframe_step:g}\n"
+            )
 
 
 # ------------------------------------------------------------------------------ proposals, frame lists
@@ -519,7 +531,9 @@ def read_frame_list(path: str | Path) -> dict[str, list[str]]:
             saw_header = True
             continue
         if len(fields) < 4:
-            raise located(path, lineno, f"expected 'original_vido_id video_id frame_id path labels', found {len(fields)} fields")
+            raise located(
+                path, lineno, f"expected 'original_vido_id video_id frame_id path labels', found {len(fields)} fields"
+            )
         frame_id = int(_number(path, lineno, "frame_id", fields[2], int))
         frames.setdefault(fields[0], {})[frame_id] = fields[3]
     return {vid: [paths[i] for i in sorted(paths)] for vid, paths in frames.items()}

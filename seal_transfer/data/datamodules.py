@@ -1,0 +1,124 @@
+"""LightningDataModules: keyframe datasets of a domain wrapped in DataLoaders with the project's collate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import lightning as L
+import numpy as np
+from torch.utils.data import DataLoader, Dataset
+
+from seal_transfer.data.datasets import (
+    ClipSpec,
+    KeyframeDataset,
+    KeyframeIndex,
+    build_keyframe_index,
+    check_videos,
+    collate_keyframes,
+)
+from seal_transfer.data.domains import DomainSplit
+from seal_transfer.data.formats.ava import AvaTable
+from seal_transfer.data.transforms import AugmentConfig, ClipTransform
+from seal_transfer.errors import UserError
+from seal_transfer.models.slowfast import input_spec
+
+
+def clip_spec(model_cfg: Any) -> ClipSpec:
+    spec = input_spec(model_cfg)
+    return ClipSpec(num_frames=spec.num_fast_frames, sample_rate=spec.fast_stride, alpha=spec.alpha)
+
+
+def augment_config(cfg: Any) -> AugmentConfig:
+    from omegaconf import OmegaConf
+
+    return AugmentConfig(**OmegaConf.to_container(cfg.data.augment, resolve=True))
+
+
+@dataclass
+class KeyframeSplit:
+    """A dataset plus what evaluation needs to map its box ids back to (video, time, box)."""
+
+    dataset: KeyframeDataset
+    split: DomainSplit
+    broken_videos: list[str]
+
+    @property
+    def index(self) -> KeyframeIndex:
+        return self.dataset.index
+
+    def box_keyframes(self) -> np.ndarray:
+        """Keyframe position of every box id (box ids index `index.boxes`)."""
+        return np.repeat(np.arange(len(self.index)), np.diff(self.index.box_start))
+
+    def boxes_table(self, box_ids: np.ndarray) -> AvaTable:
+        """(video, time, box) rows for `box_ids`, in that order."""
+        kf = self.box_keyframes()[box_ids]
+        return AvaTable.from_columns(
+            [self.index.video_ids[k] for k in kf],
+            self.index.timestamps[kf],
+            self.index.boxes[box_ids],
+            person_ids=self.index.person_ids[box_ids],
+            scores=self.index.box_scores[box_ids],
+        )
+
+
+def make_keyframe_split(
+    cfg: Any,
+    split: DomainSplit,
+    *,
+    train: bool,
+    labelled: bool = True,
+    views: int = 1,
+    what: str = "",
+) -> KeyframeSplit:
+    """Build the dataset of one loaded split, skipping keyframes of unreadable videos (counted, bounded)."""
+    good, broken = check_videos(split.video_paths, cfg.data.max_broken_fraction, what or "dataset")
+    keep_videos = set(good)
+    index = build_keyframe_index(
+        split.table,
+        split.labelmap if labelled else None,
+        keep=lambda vid, ts: vid in keep_videos and (vid, ts) not in split.exclusions,
+    )
+    if len(index) == 0:
+        raise UserError(f"{what or 'dataset'}: no keyframes left to use (all rows filtered or videos unreadable)")
+    dataset = KeyframeDataset(
+        index,
+        good,
+        split.timings,
+        clip_spec(cfg.model),
+        ClipTransform(augment_config(cfg), train=train),
+        seed=int(cfg.seed),
+        views=views,
+    )
+    return KeyframeSplit(dataset, split, broken)
+
+
+class KeyframeDataModule(L.LightningDataModule):
+    """Train/val keyframe DataLoaders. Under DDP Lightning swaps in a DistributedSampler for each."""
+
+    def __init__(self, train: Optional[Dataset], val: Optional[Dataset], batch_size: int, num_workers: int) -> None:
+        super().__init__()
+        self.train_set = train
+        self.val_set = val
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+
+    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            collate_fn=collate_keyframes,
+            persistent_workers=False,
+            pin_memory=False,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        assert self.train_set is not None
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        assert self.val_set is not None
+        return self._loader(self.val_set, shuffle=False)

@@ -1,0 +1,253 @@
+"""Where a domain's files are and how to load them: real data roots or the built-in synthetic world.
+
+Stages ask for "the target train split" and get tables, label maps, per-video timing and video paths; whether
+those came from a real AVA folder or from the synthetic world is decided here, once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from seal_transfer.data.formats.ava import (
+    AvaTable,
+    LabelMap,
+    VideoTiming,
+    read_ava_csv,
+    read_exclusions,
+    read_labelmap,
+    read_proposals_pkl,
+    read_video_meta,
+)
+from seal_transfer.errors import UserError
+
+
+def synthetic_root(cfg: Any) -> Path:
+    """The synthetic world for `data.synthetic`, generated into `data.cache_dir` on first use."""
+    from omegaconf import OmegaConf
+
+    from seal_transfer.data.synthetic import ensure_world
+
+    cache = Path(cfg.data.cache_dir).expanduser()
+    synth_cfg = (
+        OmegaConf.to_object(cfg.data.synthetic) if OmegaConf.is_config(cfg.data.synthetic) else cfg.data.synthetic
+    )
+    return Path(ensure_world(synth_cfg, cache))
+
+
+def _under(root: Path, relative: Optional[str], key: str) -> Optional[Path]:
+    if relative is None:
+        return None
+    path = Path(relative).expanduser()
+    return path if path.is_absolute() else root / path
+
+
+def _require(path: Optional[Path], key: str) -> Path:
+    if path is None:
+        raise UserError(f"config key '{key}' is not set")
+    if not path.exists():
+        raise UserError(f"{path}: file not found (config key '{key}')")
+    return path
+
+
+@dataclass
+class DomainSplit:
+    """One split of one domain, loaded: annotation rows, label maps, timing and video paths per video."""
+
+    table: AvaTable
+    labelmap: LabelMap
+    timings: dict[str, VideoTiming]
+    video_paths: dict[str, Path]
+    eval_labelmap: Optional[LabelMap] = None
+    exclusions: set[tuple[str, float]] = field(default_factory=set)
+    hidden_truth: Optional[AvaTable] = None  # synthetic target only: labels in the SOURCE label space
+
+
+def target_root(cfg: Any) -> tuple[Path, bool]:
+    t = cfg.data.target
+    if t.root is None:
+        return synthetic_root(cfg) / "ava", True
+    root = Path(t.root).expanduser()
+    if not root.is_dir():
+        raise UserError(f"{root}: data.target.root is not a folder")
+    return root, False
+
+
+def _timings(
+    video_ids: set[str], meta: dict[str, VideoTiming], default: VideoTiming, paths: dict[str, Path]
+) -> dict[str, VideoTiming]:
+    """Per-video timing: the metadata file wins; otherwise the config defaults with the video's own fps."""
+    from seal_transfer.data.video import VideoError, probe_video
+
+    out: dict[str, VideoTiming] = {}
+    for vid in video_ids:
+        if vid in meta:
+            out[vid] = meta[vid]
+            continue
+        fps = default.fps
+        path = paths.get(vid)
+        if path is not None and path.is_file():
+            try:
+                fps = probe_video(path).fps
+            except VideoError:
+                pass  # reported when the dataset checks its videos
+        out[vid] = VideoTiming(fps, default.time_offset, default.first_keyframe, default.last_keyframe)
+    return out
+
+
+def _video_paths(video_dir: Path, video_ids: set[str]) -> dict[str, Path]:
+    from seal_transfer.data.datasets import find_video
+
+    return {vid: find_video(video_dir, vid) for vid in sorted(video_ids)}
+
+
+def load_target_split(cfg: Any, split: str, boxes: str = "gt") -> DomainSplit:
+    """AVA-format target split. `split`: train | val | unlabeled; `boxes`: gt (labelled GT boxes) or detector."""
+    t = cfg.data.target
+    root, synthetic = target_root(cfg)
+    labelmap = read_labelmap(_require(_under(root, t.labelmap, "data.target.labelmap"), "data.target.labelmap"))
+    eval_lm_path = _under(root, t.eval_labelmap, "data.target.eval_labelmap")
+    eval_labelmap = read_labelmap(eval_lm_path) if eval_lm_path is not None and eval_lm_path.exists() else labelmap
+    if split == "unlabeled":
+        table = _read_boxes(
+            _require(_under(root, t.unlabeled_boxes, "data.target.unlabeled_boxes"), "data.target.unlabeled_boxes"),
+            t.trust_pickle,
+        )
+    elif boxes == "detector":
+        key = "data.target.val_boxes"
+        path = _require(_under(root, t.val_boxes, key), key) if split == "val" else None
+        if path is None:
+            raise UserError(f"detector boxes for split '{split}' are not configured")
+        table = _read_boxes(path, t.trust_pickle)
+        table = table.select(table.scores >= t.val_box_threshold)
+    else:
+        key = f"data.target.{split}_gt"
+        table = read_ava_csv(_require(_under(root, getattr(t, f"{split}_gt"), key), key), "gt")
+    exclusions: set[tuple[str, float]] = set()
+    excl_path = _under(root, t.exclusions, "data.target.exclusions")
+    if split == "val" and excl_path is not None and excl_path.exists():
+        exclusions = read_exclusions(excl_path)
+    meta_path = _under(root, t.video_meta, "data.target.video_meta")
+    meta = read_video_meta(meta_path) if meta_path is not None and meta_path.exists() else {}
+    video_ids = set(table.video_ids.tolist())
+    frame_root = _under(root, t.frame_dir, "data.target.frame_dir")
+    video_dir = frame_root if frame_root is not None else root / t.video_dir
+    paths = _video_paths(video_dir, video_ids)
+    default = VideoTiming(t.fps, t.time_offset, t.first_keyframe, t.last_keyframe)
+    truth = None
+    if synthetic:
+        truth_path = root.parent / "hidden_truth" / f"ava_{split}_source_labels.csv"
+        truth = read_ava_csv(truth_path, "gt") if truth_path.exists() else None
+    return DomainSplit(
+        table, labelmap, _timings(video_ids, meta, default, paths), paths, eval_labelmap, exclusions, truth
+    )
+
+
+def _read_boxes(path: Path, trust_pickle: bool) -> AvaTable:
+    if path.suffix == ".pkl":
+        return read_proposals_pkl(path, trust=trust_pickle)
+    return read_ava_csv(path, "boxes")
+
+
+# ------------------------------------------------------------------------------------------- source (SEAL)
+
+
+def source_root(cfg: Any) -> Path:
+    s = cfg.data.source
+    if s.root is None:
+        return synthetic_root(cfg) / "seal"
+    root = Path(s.root).expanduser()
+    if not root.is_dir():
+        raise UserError(f"{root}: data.source.root is not a folder")
+    return root
+
+
+def _clip_config(cfg: Any) -> Any:
+    from omegaconf import OmegaConf
+
+    from seal_transfer.data.clips import ClipConfig
+
+    clip_cfg = ClipConfig(**OmegaConf.to_container(cfg.data.source.clips, resolve=True))
+    clip_cfg.validate()
+    return clip_cfg
+
+
+def expand_dense_boxes(clips: Any, fps_of: dict[str, float], window: float) -> AvaTable:
+    """One training sample per annotated frame in the central `1 s` of each clip (box density, Table 3).
+
+    SEAL Clips keep a box for the person at 1 fps, 4 fps or every frame inside each 2-second clip. A denser
+    annotation gives more (time, box) samples with exact boxes: each annotated frame within half a second of
+    the clip's keyframe becomes a sample centred on that frame, with that frame's box and the clip's labels.
+    The central second tiles the video once with stride 1 s, so no frame is counted by two clips.
+    """
+    from seal_transfer.data.formats.seal import clip_box_key
+
+    table = clips.table
+    parts: list[AvaTable] = []
+    for i in range(len(table)):
+        vid = str(table.video_ids[i])
+        center = float(table.timestamps[i])
+        frame_boxes = clips.frame_boxes.get(clip_box_key(vid, center, int(table.person_ids[i])))
+        if frame_boxes is None or len(frame_boxes) == 0:
+            parts.append(table.select(np.array([i])))
+            continue
+        times = frame_boxes[:, 0] / fps_of[vid]
+        near = np.abs(times - center) <= 0.5 * min(window, 1.0) - 1e-9
+        near |= np.isclose(times, center)
+        chosen = frame_boxes[near]
+        n = len(chosen)
+        parts.append(
+            AvaTable.from_columns(
+                [vid] * n,
+                chosen[:, 0] / fps_of[vid],
+                chosen[:, 1:5],
+                [int(table.action_ids[i])] * n,
+                [int(table.person_ids[i])] * n,
+                source=table.source,
+            )
+        )
+    return AvaTable.concat(parts) if parts else AvaTable.empty(table.source)
+
+
+def load_source_split(cfg: Any, split: str, dense: bool = True) -> DomainSplit:
+    """SEAL Clips of one split, cut from SEAL Tubes with `data.source.clips` (window, stride, rule, density).
+
+    `dense=True` (training) expands each clip to the annotated frames of its central second; validation uses
+    the keyframe box only, as AVA-style frame-mAP does.
+    """
+    from seal_transfer.data.clips import generate_clips
+    from seal_transfer.data.formats.seal import read_seal_tubes
+
+    s = cfg.data.source
+    root = source_root(cfg)
+    labelmap = read_labelmap(_require(_under(root, s.labelmap, "data.source.labelmap"), "data.source.labelmap"))
+    key = f"data.source.{split}_tubes"
+    tubes_json = _require(_under(root, getattr(s, f"{split}_tubes"), key), key)
+    boxes_npz = tubes_json.with_name(tubes_json.stem + "_boxes.npz")
+    tubes = read_seal_tubes(tubes_json, _require(boxes_npz, key + " (boxes .npz beside it)"), labelmap)
+    clip_cfg = _clip_config(cfg)
+    clips = generate_clips(tubes, clip_cfg, labelmap)
+    fps_of = {vid: float(v.fps) for vid, v in tubes.videos.items()}
+    table = expand_dense_boxes(clips, fps_of, clip_cfg.window) if dense else clips.table
+    video_ids = set(table.video_ids.tolist())
+    paths = _video_paths(root / s.video_dir, video_ids)
+    timings = {
+        vid: VideoTiming(
+            fps=fps_of[vid],
+            time_offset=0.0,
+            first_keyframe=clip_cfg.window / 2,
+            last_keyframe=float(tubes.videos[vid].duration) - clip_cfg.window / 2,
+            keyframe_step=clip_cfg.stride,
+        )
+        for vid in video_ids
+    }
+    return DomainSplit(table, labelmap, timings, paths, labelmap, set())
+
+
+def class_frequencies(table: AvaTable) -> dict[int, int]:
+    """Training rows per class id (Table 3 buckets rank classes by this)."""
+    ids, counts = np.unique(table.action_ids[table.action_ids >= 0], return_counts=True)
+    return {int(i): int(c) for i, c in zip(ids, counts)}

@@ -1,0 +1,117 @@
+"""Run one supervised training job for a stage: Trainer with checkpoints and loggers, resume, final evaluation,
+and the files every stage leaves behind (checkpoints/{last,best}.ckpt, model.pt, metrics.csv, TensorBoard)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Optional
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from omegaconf import OmegaConf
+
+from seal_transfer.errors import UserError
+from seal_transfer.utils.fileio import atomic_path
+
+
+def trainer_kwargs(trainer_cfg: Any) -> dict[str, Any]:
+    """`trainer.*` config keys → lightning.Trainer keyword arguments (devices '2' → 2, '[0,1]' → [0, 1])."""
+    kwargs = (
+        OmegaConf.to_container(trainer_cfg, resolve=True) if not isinstance(trainer_cfg, dict) else dict(trainer_cfg)
+    )
+    devices = str(kwargs.get("devices", "auto"))
+    if devices.isdigit() or (devices.startswith("-") and devices[1:].isdigit()):
+        kwargs["devices"] = int(devices)
+    elif devices.startswith("["):
+        kwargs["devices"] = [int(d) for d in devices.strip("[]").split(",") if d.strip()]
+    for key in ("limit_train_batches", "limit_val_batches"):
+        value = kwargs.get(key)
+        if isinstance(value, float) and value > 1 and value.is_integer():
+            kwargs[key] = int(value)  # a whole number above 1 means a batch count, as in Lightning
+    return kwargs
+
+
+def build_trainer(cfg: Any, out_dir: Path, monitor: Optional[str], mode: str = "max", **overrides: Any) -> L.Trainer:
+    """Lightning Trainer with the project's callbacks: last+best checkpoints, CSV and TensorBoard logs."""
+    ckpt_dir = out_dir / "checkpoints"
+    checkpoint = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="best",
+        monitor=monitor,
+        mode=mode,
+        save_last=True,
+        save_top_k=1 if monitor else 0,
+        enable_version_counter=False,
+    )
+    loggers = [CSVLogger(out_dir, name="logs", version=""), TensorBoardLogger(out_dir, name="logs", version="")]
+    kwargs = trainer_kwargs(cfg.trainer)
+    kwargs.update(overrides)
+    callbacks: list[Any] = [checkpoint]
+    if kwargs.get("enable_progress_bar", True):
+        callbacks.append(TQDMProgressBar(refresh_rate=1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return L.Trainer(default_root_dir=out_dir, callbacks=callbacks, logger=loggers, **kwargs)
+
+
+def resume_checkpoint(out_dir: Path) -> Optional[Path]:
+    """`checkpoints/last.ckpt` of an interrupted run, so re-running the same command continues from it."""
+    last = out_dir / "checkpoints" / "last.ckpt"
+    return last if last.is_file() else None
+
+
+def best_or_last(out_dir: Path) -> Optional[Path]:
+    for name in ("best.ckpt", "last.ckpt"):
+        path = out_dir / "checkpoints" / name
+        if path.is_file():
+            return path
+    return None
+
+
+def ensure_best_checkpoint(out_dir: Path) -> None:
+    """Stages promise `best.ckpt`; without validation there is no 'best', so it is the last one."""
+    best = out_dir / "checkpoints" / "best.ckpt"
+    last = out_dir / "checkpoints" / "last.ckpt"
+    if not best.exists() and last.exists():
+        with atomic_path(best) as tmp:
+            tmp.write_bytes(last.read_bytes())
+
+
+def export_weights(module: torch.nn.Module, path: Path, meta: dict[str, Any]) -> None:
+    """Plain weights for the next stage: Lightning layout (`state_dict` with `model.` keys) + plain-data metadata,
+    loadable with `torch.load(weights_only=True)`."""
+    state = {f"model.{k}": v.detach().cpu() for k, v in module.model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        torch.save({"state_dict": state, "seal_transfer": meta}, tmp)
+
+
+def quiet_lightning() -> None:
+    """Lightning's info banners (GPU available, LOCAL_RANK…) drown the stage's own summary on CPU runs."""
+    import logging
+
+    for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*The number of training batches.*")
+    warnings.filterwarnings("ignore", ".*LeafSpec.*")
+    warnings.filterwarnings("ignore", ".*torch.jit.script.*")
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
+
+
+@contextlib.contextmanager
+def translate_training_errors() -> Any:
+    """A NaN loss or an unreadable file inside the loop is the user's to fix: say so in one line (exit 2)."""
+    try:
+        yield
+    except FloatingPointError as exc:
+        raise UserError(str(exc)) from None
+
+
+def silence_stdout() -> contextlib.AbstractContextManager[Any]:
+    return contextlib.redirect_stdout(io.StringIO())

@@ -1,0 +1,178 @@
+"""One supervised detection job (pretrain on SEAL Clips, finetune on AVA, one adaptation round): train with
+Lightning, evaluate frame-mAP on the validation split, and leave the stage's files in its output folder."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from seal_transfer.data.datamodules import KeyframeDataModule, KeyframeSplit
+from seal_transfer.data.formats.ava import AvaTable, LabelMap, write_ava_csv
+from seal_transfer.engine.detection import DetectionModule
+from seal_transfer.engine.fit import (
+    build_trainer,
+    ensure_best_checkpoint,
+    export_weights,
+    quiet_lightning,
+    resume_checkpoint,
+    translate_training_errors,
+)
+from seal_transfer.evaluation.frame_map import frame_map
+from seal_transfer.models.checkpoints import load_weights
+
+
+@dataclass
+class DetectionJob:
+    """Everything one training job needs; built by the stage CLIs from the config and the run directory."""
+
+    name: str
+    out_dir: Path
+    train: KeyframeSplit
+    val: Optional[KeyframeSplit]
+    labelmap: LabelMap  # the model's output classes, in column order
+    eval_class_ids: list[int]  # classes that count towards frame-mAP
+    val_gt: Optional[AvaTable] = None  # GT rows frame-mAP scores against (defaults to the val split's rows)
+    init: Optional[Path] = None  # weights to start from when not resuming
+    extra_metrics: Optional[Callable[[dict[int, float]], dict[str, float]]] = None  # e.g. Table 3 buckets
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def pose_columns(labelmap: LabelMap, pose_type: str) -> list[int]:
+    return [i for i, cid in enumerate(labelmap.ids) if labelmap.types.get(cid) == pose_type]
+
+
+def detections_from_scores(
+    split: KeyframeSplit, labelmap: LabelMap, class_ids: list[int], box_ids: np.ndarray, scores: np.ndarray
+) -> AvaTable:
+    """Every (box, class) pair as one AVA detection row; classes outside `class_ids` are not written."""
+    column = labelmap.index_of()
+    wanted = [c for c in class_ids if c in column]
+    cols = np.asarray([column[c] for c in wanted], dtype=np.int64)
+    boxes = split.boxes_table(box_ids)
+    n, k = len(box_ids), len(cols)
+    return AvaTable(
+        video_ids=np.repeat(boxes.video_ids, k),
+        timestamps=np.repeat(boxes.timestamps, k),
+        boxes=np.repeat(boxes.boxes, k, axis=0),
+        action_ids=np.tile(np.asarray(wanted, dtype=np.int64), n),
+        person_ids=np.repeat(boxes.person_ids, k),
+        scores=scores[:, cols].reshape(-1).astype(np.float32) if k else np.zeros(0, np.float32),
+    )
+
+
+def _is_head_key(key: str) -> bool:
+    return key.startswith("detection_head.proj.") or key.startswith("blocks.6.proj.")
+
+
+def _same_label_space(weights: Path, labelmap: LabelMap) -> bool:
+    """True unless the weights file records class names that differ from `labelmap` (our exported model.pt does)."""
+    try:
+        meta = torch.load(weights, map_location="cpu", weights_only=True).get("seal_transfer", {})
+    except Exception:  # noqa: BLE001 - foreign formats carry no label space; the loader already vetted the file
+        return True
+    names = meta.get("class_names") if isinstance(meta, dict) else None
+    return names is None or list(names) == [labelmap.names[c] for c in labelmap.ids]
+
+
+class _Evaluator:
+    """Validation hook: per-box scores → detections → frame-mAP (official AVA semantics) + detection CSV."""
+
+    def __init__(self, job: DetectionJob, is_global_zero: Callable[[], bool]) -> None:
+        self.job = job
+        self.is_global_zero = is_global_zero
+        self.last: dict[str, Any] = {}
+
+    def __call__(self, box_ids: torch.Tensor, scores: torch.Tensor) -> dict[str, float]:
+        job = self.job
+        assert job.val is not None
+        dets = detections_from_scores(job.val, job.labelmap, job.eval_class_ids, box_ids.numpy(), scores.numpy())
+        gt = job.val_gt if job.val_gt is not None else job.val.split.table
+        result = frame_map(gt, dets, job.eval_class_ids, exclusions=job.val.split.exclusions)
+        metrics = {"val/mAP": float(result.mAP)}
+        if job.extra_metrics is not None:
+            metrics.update({f"val/{k}": v for k, v in job.extra_metrics(result.per_class).items()})
+        if self.is_global_zero():
+            write_ava_csv(job.out_dir / "val_detections.csv", dets, "detections")
+        self.last = {
+            "metrics": metrics,
+            "per_class": {str(k): (None if v != v else float(v)) for k, v in result.per_class.items()},
+            "num_val_boxes": int(len(box_ids)),
+        }
+        return metrics
+
+
+def run_detection_job(cfg: Any, job: DetectionJob) -> dict[str, Any]:
+    """Train (resuming from `last.ckpt` if present), validate, export `model.pt`; returns the metrics dict."""
+    quiet_lightning()
+    import lightning as L
+
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    module = DetectionModule(
+        model_cfg=OmegaConf.to_container(cfg.model, resolve=True),
+        optim_cfg=OmegaConf.to_container(cfg.optim, resolve=True),
+        num_classes=len(job.labelmap),
+        pose_columns=pose_columns(job.labelmap, cfg.optim.pose_label_type),
+        class_ids=job.labelmap.ids,
+    )
+    resume = resume_checkpoint(job.out_dir)
+    load_report = None
+    if resume is None and job.init is not None:
+        fresh_head = {k: v.clone() for k, v in module.model.state_dict().items() if _is_head_key(k)}
+        load_report = load_weights(module.model, job.init, allow_pickle=bool(cfg.allow_pickle_checkpoints))
+        print(f"[{job.name}] init from {job.init}: {load_report.summary()}")
+        if not _same_label_space(job.init, job.labelmap):
+            # Same class count but other classes (e.g. SEAL's atomic actions → AVA's): a loaded head would be
+            # meaningless, so the head restarts from its fresh initialisation.
+            module.model.load_state_dict(fresh_head, strict=False)
+            print(f"[{job.name}] classifier head re-initialised: {job.init} was trained on another label space")
+    elif resume is not None:
+        print(f"[{job.name}] resuming from {resume}")
+    datamodule = KeyframeDataModule(
+        job.train.dataset, job.val.dataset if job.val else None, int(cfg.data.batch_size), int(cfg.data.num_workers)
+    )
+    monitor = "val/mAP" if job.val is not None else None
+    trainer = build_trainer(
+        cfg, job.out_dir, monitor=monitor, limit_val_batches=cfg.trainer.limit_val_batches if job.val is not None else 0
+    )
+    evaluator = _Evaluator(job, lambda: trainer.is_global_zero)
+    module.on_validation_result = evaluator
+    started = time.time()
+    with translate_training_errors():
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
+        if job.val is not None:
+            trainer.validate(module, datamodule=datamodule, verbose=False)
+    ensure_best_checkpoint(job.out_dir)
+    metrics: dict[str, Any] = {
+        "stage": job.name,
+        "train_keyframes": len(job.train.dataset),
+        "train_boxes": int(job.train.index.num_boxes),
+        "broken_videos": len(job.train.broken_videos) + (len(job.val.broken_videos) if job.val else 0),
+        "epochs": int(trainer.current_epoch),
+        "wall_time_s": round(time.time() - started, 1),
+        "num_classes": len(job.labelmap),
+    }
+    if evaluator.last:
+        metrics.update({k.replace("val/", ""): v for k, v in evaluator.last["metrics"].items()})
+        metrics["per_class_AP"] = evaluator.last["per_class"]
+        metrics["val_keyframes"] = len(job.val.dataset) if job.val else 0
+    if load_report is not None:
+        metrics["init"] = str(job.init)
+    if trainer.is_global_zero:
+        export_weights(
+            module,
+            job.out_dir / "model.pt",
+            {
+                "class_ids": list(job.labelmap.ids),
+                "class_names": [job.labelmap.names[c] for c in job.labelmap.ids],
+                "model": OmegaConf.to_container(cfg.model, resolve=True),
+                **job.meta,
+            },
+        )
+    return metrics

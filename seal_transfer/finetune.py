@@ -1,0 +1,58 @@
+"""`python -m seal_transfer.finetune`: supervised training on the target domain (AVA format), evaluated with
+AVA frame-mAP@0.5 on the evaluation label map. Starts from RUN/adapt (or RUN/pretrain, or `init=`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from seal_transfer.cli import guarded_main, stage_main
+from seal_transfer.data.datamodules import make_keyframe_split
+from seal_transfer.data.domains import load_target_split
+from seal_transfer.engine.stages import resolve_init, run_stage
+from seal_transfer.engine.supervised import DetectionJob, run_detection_job
+
+SECTIONS = ("run_dir", "init", "seed", "force", "allow_pickle_checkpoints", "data", "model", "optim", "trainer")
+DESCRIPTION = "Finetune SlowFast + RoI head on the target domain (AVA layout) and report frame-mAP@0.5."
+
+
+def finetune(cfg: Any) -> int:
+    def work(out_dir: Path) -> dict[str, Any]:
+        init, origin = resolve_init(cfg, "finetune")
+        print(f"[finetune] starting from {origin}")
+        train_split = load_target_split(cfg, "train")
+        val_gt = load_target_split(cfg, "val")
+        # Validation boxes: GT boxes, or a person detector's boxes (scored against the same GT rows).
+        use_detector = cfg.data.target.val_boxes is not None
+        val_split = load_target_split(cfg, "val", boxes="detector") if use_detector else val_gt
+        train = make_keyframe_split(cfg, train_split, train=True, what="target train")
+        val = make_keyframe_split(cfg, val_split, train=False, labelled=not use_detector, what="target val")
+        eval_ids = [c for c in val_gt.eval_labelmap.ids if c in set(train_split.labelmap.ids)]
+        job = DetectionJob(
+            "finetune",
+            out_dir,
+            train,
+            val,
+            train_split.labelmap,
+            eval_ids,
+            val_gt=val_gt.table,
+            init=init,
+            meta={"domain": "target"},
+        )
+        metrics = run_detection_job(cfg, job)
+        metrics["init_from"] = origin
+        return metrics
+
+    return run_stage(cfg, "finetune", work)
+
+
+main = stage_main("seal_transfer.finetune", DESCRIPTION, SECTIONS, finetune)
+
+
+def cli() -> None:
+    sys.exit(guarded_main(main))
+
+
+if __name__ == "__main__":
+    cli()

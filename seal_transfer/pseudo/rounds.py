@@ -1,0 +1,229 @@
+"""The alternating schedule of §5.1: round r pseudo-labels the target with the current model, then trains on the
+kept samples. Each round's folder is a checkpoint of the whole procedure, so an interrupted run continues from
+the last finished step (labels written → training resumes from last.ckpt → next round)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from seal_transfer.data.datamodules import KeyframeSplit, make_keyframe_split
+from seal_transfer.data.domains import DomainSplit, load_source_split, load_target_split
+from seal_transfer.data.formats.ava import AvaTable, LabelMap, read_ava_csv, read_labelmap, write_ava_csv
+from seal_transfer.engine.detection import DetectionModule
+from seal_transfer.engine.rundir import is_finished
+from seal_transfer.engine.supervised import DetectionJob, pose_columns, run_detection_job
+from seal_transfer.errors import UserError
+from seal_transfer.models.checkpoints import load_weights
+from seal_transfer.pseudo.labeler import pseudo_label_rows, run_selection, score_two_views, selection_stats
+from seal_transfer.pseudo.selection import AdaptConfig
+from seal_transfer.utils.fileio import atomic_path, write_json
+
+
+def adapt_config(cfg: Any) -> AdaptConfig:
+    acfg = AdaptConfig(**OmegaConf.to_container(cfg.adapt, resolve=True))
+    acfg.validate()
+    return acfg
+
+
+def _target_pool(cfg: Any, acfg: AdaptConfig) -> list[tuple[str, DomainSplit]]:
+    """Target splits to pseudo-label; their labels (if any) are never read — only boxes and videos."""
+    pools: list[tuple[str, DomainSplit]] = []
+    if acfg.pool in ("train", "train+unlabeled"):
+        pools.append(("train", load_target_split(cfg, "train")))
+    if acfg.pool in ("unlabeled", "train+unlabeled"):
+        split = load_target_split(cfg, "unlabeled")
+        split.table = split.table.select(split.table.scores >= acfg.detector_threshold)
+        pools.append(("unlabeled", split))
+    return pools
+
+
+def _labelling_split(cfg: Any, split: DomainSplit, what: str) -> KeyframeSplit:
+    return make_keyframe_split(cfg, split, train=True, labelled=False, views=2, what=what)
+
+
+def _build_scorer(cfg: Any, source_labelmap: LabelMap, weights: Path) -> DetectionModule:
+    module = DetectionModule(
+        model_cfg=OmegaConf.to_container(cfg.model, resolve=True),
+        optim_cfg=OmegaConf.to_container(cfg.optim, resolve=True),
+        num_classes=len(source_labelmap),
+        pose_columns=pose_columns(source_labelmap, cfg.optim.pose_label_type),
+        class_ids=source_labelmap.ids,
+    )
+    report = load_weights(module.model, weights, allow_pickle=bool(cfg.allow_pickle_checkpoints))
+    if not report.head_loaded:
+        raise UserError(
+            f"{weights}: its classifier head does not fit the {len(source_labelmap)} source classes; "
+            "adaptation needs a model pretrained on the source label space"
+        )
+    return module
+
+
+def label_round(
+    cfg: Any, acfg: AdaptConfig, round_dir: Path, round_index: int, weights: Path, source_labelmap: LabelMap
+) -> dict[str, Any]:
+    """Step 1-2 of a round: two-view scores for every pool sample → keep/drop → pseudo_labels.csv + stats.json."""
+    module = _build_scorer(cfg, source_labelmap, weights)
+    rows: list[AvaTable] = []
+    stats: dict[str, Any] = {
+        "round": round_index,
+        "weights": str(weights),
+        "lambda_c": acfg.lambda_c,
+        "score_views": acfg.score_views,
+        "multi_label": acfg.multi_label,
+        "pools": {},
+    }
+    for name, split in _target_pool(cfg, acfg):
+        labelling = _labelling_split(cfg, split, f"target {name} (pseudo-labelling)")
+        # Views differ per round: the dataset's epoch slot carries the round number into the view seeds.
+        labelling.dataset.set_epoch(10_000 + round_index)
+        scores = score_two_views(
+            module,
+            labelling,
+            batch_size=int(acfg.label_batch_size or cfg.data.batch_size),
+            num_workers=int(cfg.data.num_workers),
+        )
+        selection = run_selection(scores, acfg.lambda_c, acfg.score_views, acfg.multi_label)
+        rows.append(pseudo_label_rows(labelling, scores, selection, source_labelmap))
+        stats["pools"][name] = selection_stats(labelling, scores, selection, source_labelmap, split.hidden_truth)
+    table = AvaTable.concat(rows) if rows else AvaTable.empty()
+    pools = stats["pools"].values()
+    seen = sum(p["samples_seen"] for p in pools)
+    kept = sum(p["kept"] for p in pools)
+    stats.update(
+        {
+            "samples_seen": seen,
+            "kept": kept,
+            "kept_fraction": kept / seen if seen else 0.0,
+            "pseudo_label_rows": len(table),
+        }
+    )
+    precisions = [
+        (p["pseudo_label_precision"], p["kept"]) for p in pools if p.get("pseudo_label_precision") is not None
+    ]
+    if precisions:
+        stats["pseudo_label_precision"] = sum(p * k for p, k in precisions) / max(sum(k for _, k in precisions), 1)
+    write_json(round_dir / "stats.json", stats)
+    write_ava_csv(round_dir / "pseudo_labels.csv", table, "pseudo")  # written last: marks labelling done
+    return stats
+
+
+def _mixed_training_split(
+    cfg: Any, acfg: AdaptConfig, pseudo: AvaTable, source_labelmap: LabelMap, round_index: int
+) -> KeyframeSplit:
+    """Training set of a round: kept target samples (+ optionally a random draw of source keyframes)."""
+    pools = {name: split for name, split in _target_pool(cfg, acfg)}
+    video_paths: dict[str, Path] = {}
+    timings: dict[str, Any] = {}
+    for split in pools.values():
+        video_paths.update(split.video_paths)
+        timings.update(split.timings)
+    table = pseudo
+    if acfg.source_mix_ratio > 0:
+        source = load_source_split(cfg, "train", dense=False)
+        clash = set(source.video_paths) & set(video_paths)
+        if clash:
+            raise UserError(f"adapt.source_mix_ratio: source and target share video ids ({sorted(clash)[:3]}...)")
+        keys = sorted({(v, t) for v, t in zip(source.table.video_ids.tolist(), source.table.timestamps.tolist())})
+        n_target = len({(v, t) for v, t in zip(pseudo.video_ids.tolist(), pseudo.timestamps.tolist())})
+        rng = np.random.default_rng([int(cfg.seed), round_index, 7])
+        take = min(len(keys), int(round(acfg.source_mix_ratio * n_target)))
+        chosen = {keys[i] for i in rng.choice(len(keys), size=take, replace=False)} if take else set()
+        mask = np.array(
+            [(v, t) in chosen for v, t in zip(source.table.video_ids.tolist(), source.table.timestamps.tolist())],
+            dtype=bool,
+        )
+        table = AvaTable.concat([pseudo, source.table.select(mask)])
+        video_paths.update(source.video_paths)
+        timings.update(source.timings)
+    used = set(table.video_ids.tolist())
+    split = DomainSplit(table, source_labelmap, {v: timings[v] for v in used}, {v: video_paths[v] for v in used})
+    return make_keyframe_split(cfg, split, train=True, what=f"adapt round {round_index} training set")
+
+
+def run_adaptation(cfg: Any, out_dir: Path, init: Path, origin: str) -> dict[str, Any]:
+    """Rounds 1..R; returns the stage metrics. `RUN/adapt/model.pt` is the last round's weights."""
+    acfg = adapt_config(cfg)
+    source_labelmap = _source_labelmap(cfg)
+    weights = init
+    summary: list[dict[str, Any]] = []
+    for r in range(1, acfg.rounds + 1):
+        round_dir = out_dir / f"round_{r}"
+        round_dir.mkdir(parents=True, exist_ok=True)
+        if is_finished(round_dir):
+            print(f"[adapt] round {r}: already finished, reusing {round_dir}")
+            summary.append(json.loads((round_dir / "metrics.json").read_text()))
+            weights = round_dir / "model.pt"
+            continue
+        start_weights = init if acfg.restart_each_round else weights
+        if not (round_dir / "pseudo_labels.csv").exists():
+            print(f"[adapt] round {r}/{acfg.rounds}: pseudo-labelling with {start_weights if r > 1 else origin}")
+            stats = label_round(cfg, acfg, round_dir, r, weights, source_labelmap)
+        else:
+            print(f"[adapt] round {r}: pseudo labels already written, reusing {round_dir / 'pseudo_labels.csv'}")
+            stats = json.loads((round_dir / "stats.json").read_text())
+        print(
+            f"[adapt] round {r}: kept {stats['kept']}/{stats['samples_seen']} boxes "
+            f"({stats['kept_fraction']:.1%})"
+            + (
+                f", precision {stats['pseudo_label_precision']:.3f}"
+                if stats.get("pseudo_label_precision") is not None
+                else ""
+            )
+        )
+        pseudo = read_ava_csv(round_dir / "pseudo_labels.csv", "pseudo")
+        round_metrics: dict[str, Any] = {"round": r, **{k: v for k, v in stats.items() if k != "pools"}}
+        if len(pseudo) == 0:
+            print(f"[adapt] round {r}: nothing kept at lambda_c={acfg.lambda_c}; weights carried over unchanged")
+            with atomic_path(round_dir / "model.pt") as tmp:
+                shutil.copyfile(start_weights, tmp)
+            round_metrics["trained"] = False
+        else:
+            train = _mixed_training_split(cfg, acfg, pseudo, source_labelmap, r)
+            round_cfg = OmegaConf.merge(cfg, {"trainer": {"max_epochs": acfg.epochs_per_round}})
+            job = DetectionJob(
+                f"adapt round {r}",
+                round_dir,
+                train,
+                None,
+                source_labelmap,
+                [],
+                init=start_weights,
+                meta={"domain": "target (pseudo labels, source label space)", "round": r},
+            )
+            round_metrics.update(run_detection_job(round_cfg, job))
+            round_metrics["trained"] = True
+        write_json(round_dir / "metrics.json", round_metrics)
+        summary.append(round_metrics)
+        weights = round_dir / "model.pt"
+    with atomic_path(out_dir / "model.pt") as tmp:
+        shutil.copyfile(weights, tmp)
+    last = summary[-1]
+    return {
+        "stage": "adapt",
+        "rounds": acfg.rounds,
+        "lambda_c": acfg.lambda_c,
+        "kept_fraction": last.get("kept_fraction"),
+        "pseudo_label_precision": last.get("pseudo_label_precision"),
+        "per_round": summary,
+        "init_from": origin,
+    }
+
+
+def _source_labelmap(cfg: Any) -> LabelMap:
+    from seal_transfer.data.domains import _require, _under, source_root
+
+    root = source_root(cfg)
+    key = "data.source.labelmap"
+    return read_labelmap(_require(_under(root, cfg.data.source.labelmap, key), key))
+
+
+def pretrain_weights(cfg: Any) -> Optional[Path]:
+    from seal_transfer.engine.rundir import exported_weights, stage_dir
+
+    return exported_weights(stage_dir(cfg.run_dir, "pretrain"))

@@ -1,0 +1,96 @@
+"""ActivityNet JSON readers: both GT layouts, prediction layouts, id alignment, one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from seal_transfer.data.formats.activitynet import (
+    TadSegments,
+    align_video_ids,
+    read_activitynet_gt,
+    read_activitynet_predictions,
+    write_activitynet_predictions,
+)
+from seal_transfer.errors import UserError
+
+FIXTURES = Path("/work/shared/data/fixtures/mmaction2/eval_localization")
+
+
+def write(tmp_path: Path, name: str, obj) -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps(obj, indent=1))
+    return path
+
+
+def test_bare_and_official_gt_layouts_read_the_same(tmp_path):
+    bare, bare_videos = read_activitynet_gt(FIXTURES / "gt.json")
+    wrapped_obj = {"version": "VERSION 1.3", "taxonomy": [], "database": json.loads((FIXTURES / "gt.json").read_text())}
+    wrapped, wrapped_videos = read_activitynet_gt(write(tmp_path, "gt.json", wrapped_obj))
+    assert bare_videos == wrapped_videos == ["v_bYUmtLBL7W4", "v_hDPLy21Yyuk"]
+    assert bare.labels.tolist() == wrapped.labels.tolist() == ["Wakeboarding"] * 3 + ["Cleaning shoes"]
+    assert bare.starts[0] == pytest.approx(11.553655226209049)
+
+
+def test_subset_selection(tmp_path):
+    obj = {"database": {"a": {"subset": "training", "annotations": [{"segment": [0, 1], "label": "x"}]},
+                        "b": {"subset": "validation", "annotations": [{"segment": [2, 3], "label": "y"}]}}}
+    path = write(tmp_path, "gt.json", obj)
+    gt, videos = read_activitynet_gt(path, "validation")
+    assert videos == ["b"] and gt.labels.tolist() == ["y"]
+    assert len(read_activitynet_gt(path, None)[0]) == 2
+
+
+def test_predictions_layouts_and_round_trip(tmp_path):
+    preds = read_activitynet_predictions(FIXTURES / "result.json")
+    assert len(preds) == 14 and preds.scores.max() <= 1.0
+    out = tmp_path / "out.json"
+    write_activitynet_predictions(out, preds)
+    again = read_activitynet_predictions(out)
+    assert again.video_ids.tolist() == preds.video_ids.tolist() and again.scores.tolist() == preds.scores.tolist()
+    bare = read_activitynet_predictions(write(tmp_path, "bare.json", {"a": [{"segment": [0, 1], "label": 3,
+                                                                             "score": 0.5}]}))
+    assert bare.labels.tolist() == ["3"]
+
+
+def test_align_video_ids_only_when_it_helps():
+    gt = TadSegments.from_columns(["v_a", "v_b"], [0, 0], [1, 1], ["x", "x"])
+    preds = TadSegments.from_columns(["a"], [0], [1], ["x"], [1.0])
+    aligned, videos, note = align_video_ids(gt, ["v_a", "v_b"], preds)
+    assert aligned.video_ids.tolist() == ["a", "b"] and videos == ["a", "b"] and note
+    same = TadSegments.from_columns(["v_a"], [0], [1], ["x"], [1.0])
+    assert align_video_ids(gt, ["v_a", "v_b"], same)[2] is None
+    other = TadSegments.from_columns(["zz"], [0], [1], ["x"], [1.0])
+    assert align_video_ids(gt, ["v_a", "v_b"], other)[2] is None
+
+
+@pytest.mark.parametrize(
+    "obj, message",
+    [
+        ({"database": {"a": {"annotations": []}}}, "database/a: no 'subset'"),
+        ({"database": {"a": {"subset": "validation", "annotations": [{"segment": [0], "label": "x"}]}}},
+         "database/a/annotations[0]/segment: expected [start, end]"),
+        ({"database": {"a": {"subset": "validation", "annotations": [{"segment": [0, 1]}]}}},
+         "database/a/annotations[0]: no 'label'"),
+        ({"something": 1}, "not an ActivityNet ground-truth file"),
+    ],
+)
+def test_gt_errors_name_the_json_path(tmp_path, obj, message):
+    path = write(tmp_path, "gt.json", obj)
+    with pytest.raises(UserError, match=message.replace("[", r"\[").replace("]", r"\]")) as info:
+        read_activitynet_gt(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_prediction_errors_and_json_syntax(tmp_path):
+    path = write(tmp_path, "p.json", {"results": {"a": [{"segment": [0, 1], "label": "x"}]}})
+    with pytest.raises(UserError, match=r"results/a\[0\]: no 'score'"):
+        read_activitynet_predictions(path)
+    broken = tmp_path / "broken.json"
+    broken.write_text('{\n "results": {\n  "a": [,]\n }\n}\n')
+    with pytest.raises(UserError, match=r"broken.json:3: not valid JSON"):
+        read_activitynet_predictions(broken)
+    with pytest.raises(UserError, match="file not found"):
+        read_activitynet_gt(tmp_path / "missing.json")
