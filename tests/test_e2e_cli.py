@@ -1,0 +1,125 @@
+"""The real CLIs, end to end, on the tiny synthetic world with the tiny model (configs/smoke.yaml)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = str(ROOT / "configs" / "smoke.yaml")
+
+
+def run_cli(stage: str, *args: str, cache: Path, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", f"seal_transfer.{stage}", *args]
+    if stage != "synth":
+        cmd += [f"data.cache_dir={cache}", "trainer.enable_progress_bar=false"]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+def _in_unit(value: object) -> bool:
+    return isinstance(value, float) and math.isfinite(value) and 0.0 <= value <= 1.0
+
+
+@pytest.mark.e2e
+def test_pretrain_adapt_finetune_chain(tmp_path: Path, cache: Path) -> None:
+    run = tmp_path / "run"
+    run_cli("pretrain", "--config", SMOKE, f"run_dir={run}", cache=cache)
+    pre = json.loads((run / "pretrain" / "metrics.json").read_text())
+    assert _in_unit(pre["mAP"]) and _in_unit(pre["top50"])
+    for name in ("config.yaml", "model.pt", "val_detections.csv", "checkpoints/last.ckpt", "checkpoints/best.ckpt",
+                 "logs/metrics.csv"):
+        assert (run / "pretrain" / name).is_file(), name
+    assert list((run / "pretrain" / "logs").glob("events.out.tfevents.*"))
+
+    run_cli("adapt", "--config", SMOKE, f"run_dir={run}", "adapt.rounds=2", "adapt.epochs_per_round=1", cache=cache)
+    for r in (1, 2):
+        round_dir = run / "adapt" / f"round_{r}"
+        stats = json.loads((round_dir / "stats.json").read_text())
+        assert stats["samples_seen"] > 0 and 0 <= stats["kept"] <= stats["samples_seen"]
+        assert _in_unit(stats["kept_fraction"]) and _in_unit(stats["pools"]["train"]["view_agreement_rate"])
+        header = (round_dir / "pseudo_labels.csv").read_text().splitlines()[:1]
+        assert not header or len(header[0].split(",")) == 9  # AVA layout + person id + score
+        assert (round_dir / "model.pt").is_file() and (round_dir / "metrics.json").is_file()
+    adapt = json.loads((run / "adapt" / "metrics.json").read_text())
+    assert adapt["rounds"] == 2 and len(adapt["per_round"]) == 2
+
+    proc = run_cli("finetune", "--config", SMOKE, f"run_dir={run}", cache=cache)
+    assert "starting from adapt stage" in proc.stdout
+    fine = json.loads((run / "finetune" / "metrics.json").read_text())
+    assert _in_unit(fine["mAP"]) and fine["init_from"].startswith("adapt stage")
+    rows = (run / "finetune" / "val_detections.csv").read_text().splitlines()
+    assert rows and len(rows[0].split(",")) == 8
+
+    again = run_cli("finetune", "--config", SMOKE, f"run_dir={run}", cache=cache)
+    assert "already finished" in again.stdout
+
+
+@pytest.mark.e2e
+def test_generic_pretrain_then_finetune(tmp_path: Path, cache: Path) -> None:
+    run = tmp_path / "run"
+    run_cli("pretrain", "--config", SMOKE, f"run_dir={run}", "task=classification", cache=cache)
+    pre = json.loads((run / "pretrain" / "metrics.json").read_text())
+    assert pre["task"] == "classification" and _in_unit(pre["accuracy"])
+    proc = run_cli("finetune", "--config", SMOKE, f"run_dir={run}", cache=cache)
+    assert "backbone" in proc.stdout  # the load report says what moved from the classifier
+    assert _in_unit(json.loads((run / "finetune" / "metrics.json").read_text())["mAP"])
+
+
+def test_help_and_print_config(cache: Path) -> None:
+    proc = run_cli("adapt", "--help", cache=cache)
+    assert "adapt.lambda_c = 0.3" in proc.stdout and "credible threshold" in proc.stdout
+    proc = run_cli("finetune", "--config", SMOKE, "--print-config", "optim.lr=0.2", cache=cache)
+    assert "lr: 0.2" in proc.stdout and "preset: tiny" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["optim.lrr=0.1"], "unknown config key 'optim.lrr' (did you mean 'optim.lr'?)"),
+        (["trainer.max_epochs=ten"], "config key 'trainer.max_epochs'"),
+        (["adapt.lambda_c=1.5"], "config key 'adapt.lambda_c': must be in (0, 1]"),
+        (["--config", "does/not/exist.yaml"], "does/not/exist.yaml: file not found"),
+        (["--frobnicate"], "unknown option '--frobnicate'"),
+    ],
+)
+def test_config_mistakes_exit_2_with_one_line(args: list[str], message: str, cache: Path) -> None:
+    proc = run_cli("adapt", *args, cache=cache, check=False)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_synth_cli_writes_readable_world(tmp_path: Path, cache: Path) -> None:
+    from seal_transfer.data.formats.ava import read_ava_csv, read_labelmap
+    from seal_transfer.data.formats.seal import read_seal_clips, read_seal_tubes
+
+    out = tmp_path / "world"
+    proc = run_cli("synth", "preset=tiny", f"out={out}", cache=cache)
+    assert "source (SEAL)" in proc.stdout and "target (AVA)" in proc.stdout
+    seal = out / "seal"
+    lm = read_labelmap(seal / "seal_atomic_actions.pbtxt")
+    tubes = read_seal_tubes(seal / "seal_tubes_train.json", seal / "seal_tubes_train_boxes.npz", lm)
+    assert tubes.num_tubes() > 0
+    clips = read_seal_clips(seal / "seal_clips_train.csv", seal / "seal_clips_train_boxes.npz")
+    assert len(clips.table) > 0
+    ann = out / "ava" / "annotations"
+    gt = read_ava_csv(ann / "ava_train_v2.2.csv", "gt")
+    assert len(gt) > 0 and gt.timestamps.min() >= 902
+    assert len(read_ava_csv(ann / "ava_val_predicted_boxes.csv", "boxes")) > 0
+    assert list((out / "ava" / "videos").glob("*.mp4"))
