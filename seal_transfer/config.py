@@ -13,6 +13,7 @@ from typing import Any, Optional
 from seal_transfer.data.clips import ClipConfig
 from seal_transfer.data.synthetic import SynthConfig
 from seal_transfer.data.transforms import AugmentConfig
+from seal_transfer.engine.tubes import TubesConfig
 from seal_transfer.errors import UserError
 from seal_transfer.evaluation.clip_map import BucketConfig
 from seal_transfer.models.slowfast import ModelConfig
@@ -118,6 +119,17 @@ class TrainerConfig:
 
 
 @dataclass
+class SweepConfig:
+    """`python -m seal_transfer.sweep`: one key, several values, adapt (+ finetune) each from the same pretrain."""
+
+    key: str = "adapt.lambda_c"  # any config key
+    values: list[Any] = field(default_factory=lambda: [0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 0.9])
+    finetune: bool = True  # also finetune each adapted model and report frame-mAP
+    out: str = "results/lambda_sweep"  # writes <out>.md, <out>.json, <out>.png
+    note: str = ""  # free text for the table's header (e.g. 'SYNTHETIC, small preset')
+
+
+@dataclass
 class Config:
     run_dir: str = "runs/default"  # stages write RUN/<stage>/ and read earlier stages from here
     init: Optional[str] = None  # weights to start from (overrides the run-dir chain)
@@ -131,6 +143,8 @@ class Config:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     buckets: BucketConfig = field(default_factory=BucketConfig)
     adapt: AdaptConfig = field(default_factory=AdaptConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    tubes: TubesConfig = field(default_factory=TubesConfig)
 
 
 CHOICES: dict[str, tuple[str, ...]] = {

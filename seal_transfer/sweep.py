@@ -1,0 +1,125 @@
+"""`python -m seal_transfer.sweep sweep.key=adapt.lambda_c sweep.values=[0.1,0.3,0.5]`: adapt (+ finetune) once
+per value of any config key, all from the same pretrain run, then a table and plots of what the value changed.
+
+Each value gets its own run dir `RUN/sweep/<key>=<value>/` whose adapt stage starts from `RUN/pretrain/model.pt`
+(pretrain is run first if missing), so the values differ in that key alone. Finished values are reused when the
+sweep is re-run, like every stage.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from seal_transfer.cli import guarded_main, stage_main
+from seal_transfer.engine.rundir import is_finished, stage_dir
+from seal_transfer.errors import UserError
+from seal_transfer.utils.fileio import atomic_write, write_json
+
+SECTIONS = ("run_dir", "seed", "sweep", "adapt", "data", "model", "optim", "trainer")
+DESCRIPTION = "Sweep one config key (default adapt.lambda_c) over values: adapt + finetune per value, one table."
+
+
+def _slug(key: str, value: Any) -> str:
+    return f"{key}={value}".replace("/", "_")
+
+
+def _run_value(cfg: Any, value: Any, pretrain: Path) -> dict[str, Any]:
+    from seal_transfer.adapt import adapt
+    from seal_transfer.finetune import finetune
+
+    key = cfg.sweep.key
+    run_dir = Path(cfg.run_dir) / "sweep" / _slug(key, value)
+    child = OmegaConf.merge(cfg, {"run_dir": str(run_dir), "init": None})
+    OmegaConf.update(child, key, value, merge=False)
+    # adapt starts from the shared pretrain weights; finetune then follows the run dir's chain (→ adapt).
+    adapt(OmegaConf.merge(child, {"init": str(pretrain)}))
+    row: dict[str, Any] = {"value": value, "run_dir": str(run_dir)}
+    adapt_metrics = json.loads((stage_dir(run_dir, "adapt") / "metrics.json").read_text())
+    row["kept_fraction"] = adapt_metrics.get("kept_fraction")
+    row["pseudo_label_precision"] = adapt_metrics.get("pseudo_label_precision")
+    row["per_round"] = [
+        {k: r.get(k) for k in ("round", "kept", "samples_seen", "kept_fraction", "pseudo_label_precision")}
+        for r in adapt_metrics.get("per_round", [])
+    ]
+    if cfg.sweep.finetune:
+        finetune(child)
+        row["mAP"] = json.loads((stage_dir(run_dir, "finetune") / "metrics.json").read_text()).get("mAP")
+    return row
+
+
+def write_sweep_table(rows: list[dict[str, Any]], key: str, out_md: Path, note: str) -> None:
+    lines = [
+        f"# Sweep of `{key}`",
+        "",
+        note,
+        "",
+        f"| {key} | kept fraction | pseudo-label precision | finetune frame-mAP@0.5 |",
+        "|---|---|---|---|",
+    ]
+
+    def fmt(v: Any) -> str:
+        return "—" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
+
+    for row in rows:
+        lines.append(
+            f"| {row['value']} | {fmt(row.get('kept_fraction'))} | {fmt(row.get('pseudo_label_precision'))} | "
+            f"{fmt(row.get('mAP'))} |"
+        )
+    with atomic_write(out_md) as handle:
+        handle.write("\n".join(lines) + "\n")
+
+
+def sweep(cfg: Any) -> int:
+    from seal_transfer.pretrain import pretrain
+
+    values = list(cfg.sweep["values"])  # `.values` is DictConfig.values()
+    if not values:
+        raise UserError("config key 'sweep.values' is empty; give a list, e.g. sweep.values=[0.1,0.3,0.5]")
+    if OmegaConf.select(cfg, cfg.sweep.key, default="__missing__") == "__missing__":
+        raise UserError(f"config key 'sweep.key': '{cfg.sweep.key}' is not a config key")
+    started = time.time()
+    pre_dir = stage_dir(cfg.run_dir, "pretrain")
+    if not is_finished(pre_dir):
+        print(f"[sweep] no finished pretrain in {pre_dir}: running it first")
+        pretrain(cfg)
+    rows = []
+    for i, value in enumerate(values, start=1):
+        print(f"\n[sweep] {cfg.sweep.key}={value} ({i}/{len(values)})")
+        rows.append(_run_value(cfg, value, pre_dir / "model.pt"))
+    out = Path(cfg.sweep.out)
+    note = cfg.sweep.note or (
+        f"Run dir `{cfg.run_dir}`; every value starts from the same `{pre_dir / 'model.pt'}`. "
+        f"Wall time {time.time() - started:.0f} s."
+    )
+    write_json(out.with_suffix(".json"), {"key": cfg.sweep.key, "rows": rows})
+    write_sweep_table(rows, cfg.sweep.key, out.with_suffix(".md"), note)
+    try:
+        from seal_transfer.report import plot_lambda_sweep
+
+        numeric = [{**r, "lambda_c": r["value"]} for r in rows if isinstance(r["value"], (int, float))]
+        if numeric:
+            plot_lambda_sweep(numeric, out.with_suffix(".png"), title=f"Sweep of {cfg.sweep.key}")
+    except ImportError:
+        print("[sweep] plotting unavailable (seal_transfer.report missing); table written")
+    print(f"\n== sweep finished: {out.with_suffix('.md')}")
+    for row in rows:
+        print(f"   {cfg.sweep.key}={row['value']}: kept {row.get('kept_fraction')}, "
+              f"precision {row.get('pseudo_label_precision')}, mAP {row.get('mAP')}")
+    return 0
+
+
+main = stage_main("seal_transfer.sweep", DESCRIPTION, SECTIONS, sweep)
+
+
+def cli() -> None:
+    sys.exit(guarded_main(main))
+
+
+if __name__ == "__main__":
+    cli()
