@@ -63,7 +63,6 @@ class DomainSplit:
     video_paths: dict[str, Path]
     eval_labelmap: Optional[LabelMap] = None
     exclusions: set[tuple[str, float]] = field(default_factory=set)
-    hidden_truth: Optional[AvaTable] = None  # synthetic target only: labels in the SOURCE label space
 
 
 def target_root(cfg: Any) -> tuple[Path, bool]:
@@ -137,13 +136,20 @@ def load_target_split(cfg: Any, split: str, boxes: str = "gt") -> DomainSplit:
     video_dir = frame_root if frame_root is not None else root / t.video_dir
     paths = _video_paths(video_dir, video_ids)
     default = VideoTiming(t.fps, t.time_offset, t.first_keyframe, t.last_keyframe)
-    truth = None
-    if synthetic:
-        truth_path = root.parent / "hidden_truth" / f"ava_{split}_source_labels.csv"
-        truth = read_ava_csv(truth_path, "gt") if truth_path.exists() else None
     return DomainSplit(
-        table, labelmap, _timings(video_ids, meta, default, paths), paths, eval_labelmap, exclusions, truth
+        table, labelmap, _timings(video_ids, meta, default, paths), paths, eval_labelmap, exclusions
     )
+
+
+def hidden_truth(cfg: Any, split: str) -> Optional[AvaTable]:
+    """The synthetic target's true actions in the SOURCE label space, for pseudo-label precision only.
+
+    Real data has none (returns None). Only the adaptation statistics call this; no dataset or training path
+    reads it, so the truth cannot leak into what a model learns.
+    """
+    root, synthetic = target_root(cfg)
+    path = root.parent / "hidden_truth" / f"ava_{split}_source_labels.csv"
+    return read_ava_csv(path, "gt") if synthetic and path.exists() else None
 
 
 def _read_boxes(path: Path, trust_pickle: bool) -> AvaTable:

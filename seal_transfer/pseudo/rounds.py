@@ -13,14 +13,20 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from seal_transfer.data.datamodules import KeyframeSplit, make_keyframe_split
-from seal_transfer.data.domains import DomainSplit, load_source_split, load_target_split
+from seal_transfer.data.domains import DomainSplit, hidden_truth, load_source_split, load_target_split
 from seal_transfer.data.formats.ava import AvaTable, LabelMap, read_ava_csv, read_labelmap, write_ava_csv
 from seal_transfer.engine.detection import DetectionModule
 from seal_transfer.engine.rundir import is_finished
 from seal_transfer.engine.supervised import DetectionJob, pose_columns, run_detection_job
 from seal_transfer.errors import UserError
 from seal_transfer.models.checkpoints import load_weights
-from seal_transfer.pseudo.labeler import pseudo_label_rows, run_selection, score_two_views, selection_stats
+from seal_transfer.pseudo.distributed import (
+    barrier,
+    ensure_process_group,
+    labelling_device,
+    score_two_views_distributed,
+)
+from seal_transfer.pseudo.labeler import pseudo_label_rows, run_selection, selection_stats
 from seal_transfer.pseudo.selection import AdaptConfig
 from seal_transfer.utils.fileio import atomic_path, write_json
 
@@ -67,8 +73,15 @@ def _build_scorer(cfg: Any, source_labelmap: LabelMap, weights: Path) -> Detecti
 def label_round(
     cfg: Any, acfg: AdaptConfig, round_dir: Path, round_index: int, weights: Path, source_labelmap: LabelMap
 ) -> dict[str, Any]:
-    """Step 1-2 of a round: two-view scores for every pool sample → keep/drop → pseudo_labels.csv + stats.json."""
-    module = _build_scorer(cfg, source_labelmap, weights)
+    """Step 1-2 of a round: two-view scores for every pool sample → keep/drop → pseudo_labels.csv + stats.json.
+
+    Under torchrun/SLURM every rank scores a shard; rank 0 merges and writes (see pseudo/distributed.py).
+    """
+    accelerator = str(cfg.trainer.accelerator)
+    rank, world = ensure_process_group(accelerator)
+    barrier()  # every rank starts from the weights the previous round's rank 0 exported
+    device = labelling_device(accelerator)
+    module = _build_scorer(cfg, source_labelmap, weights).to(device)
     rows: list[AvaTable] = []
     stats: dict[str, Any] = {
         "round": round_index,
@@ -82,15 +95,24 @@ def label_round(
         labelling = _labelling_split(cfg, split, f"target {name} (pseudo-labelling)")
         # Views differ per round: the dataset's epoch slot carries the round number into the view seeds.
         labelling.dataset.set_epoch(10_000 + round_index)
-        scores = score_two_views(
+        scores = score_two_views_distributed(
             module,
             labelling,
             batch_size=int(acfg.label_batch_size or cfg.data.batch_size),
             num_workers=int(cfg.data.num_workers),
+            shard_dir=round_dir / "label_shards" / name,
+            device=device,
         )
+        if scores is None:  # not rank 0: its shard is written, rank 0 merges
+            continue
         selection = run_selection(scores, acfg.lambda_c, acfg.score_views, acfg.multi_label)
         rows.append(pseudo_label_rows(labelling, scores, selection, source_labelmap))
-        stats["pools"][name] = selection_stats(labelling, scores, selection, source_labelmap, split.hidden_truth)
+        stats["pools"][name] = selection_stats(
+            labelling, scores, selection, source_labelmap, hidden_truth(cfg, name)
+        )
+    if rank != 0:
+        barrier()  # rank 0 has written stats.json and pseudo_labels.csv
+        return json.loads((round_dir / "stats.json").read_text())
     table = AvaTable.concat(rows) if rows else AvaTable.empty()
     pools = stats["pools"].values()
     seen = sum(p["samples_seen"] for p in pools)
@@ -108,8 +130,12 @@ def label_round(
     ]
     if precisions:
         stats["pseudo_label_precision"] = sum(p * k for p, k in precisions) / max(sum(k for _, k in precisions), 1)
+    stats["world_size"] = world
     write_json(round_dir / "stats.json", stats)
     write_ava_csv(round_dir / "pseudo_labels.csv", table, "pseudo")  # written last: marks labelling done
+    if world > 1:
+        barrier()
+        shutil.rmtree(round_dir / "label_shards", ignore_errors=True)
     return stats
 
 
