@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from seal_transfer.errors import UserError
+from seal_transfer.models.slowfast import pack_pathways  # noqa: F401 - re-exported: the data layer packs clips
 from seal_transfer.utils.fileio import atomic_path
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -491,24 +492,3 @@ def write_video(
             for packet in stream.encode(None):
                 container.mux(packet)
     return codec
-
-
-# --------------------------------------------------------------------------------------------------------------
-# SlowFast input
-
-
-def pack_pathways(frames: torch.Tensor, alpha: int) -> list[torch.Tensor]:
-    """[slow, fast] pathway inputs from a (C, T, H, W) clip: slow keeps T // alpha evenly spaced frames.
-
-    Index selection with `linspace(0, T-1, T//alpha)` as in PySlowFast, so both pathways span the same time.
-    """
-    if frames.ndim != 4:
-        raise ValueError(f"pack_pathways wants (C, T, H, W), got {tuple(frames.shape)}")
-    if alpha <= 0:
-        raise ValueError(f"alpha must be positive, got {alpha}")
-    num_frames = frames.shape[1]
-    slow_count = num_frames // alpha
-    if slow_count == 0:
-        raise ValueError(f"clip of {num_frames} frames is shorter than alpha={alpha}: slow pathway would be empty")
-    slow_index = torch.linspace(0, num_frames - 1, slow_count).long().to(frames.device)
-    return [frames.index_select(1, slow_index), frames]
