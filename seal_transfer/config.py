@@ -39,8 +39,6 @@ class TargetDataConfig:
     root: Optional[str] = None  # AVA folder; null = built-in synthetic world
     video_dir: str = "videos"  # cut movies {video_id}.mp4/.mkv/.webm (frame 0 = movie second time_offset)
     frame_dir: Optional[str] = None  # PySlowFast frame folders instead of videos
-    frame_list_train: Optional[str] = None  # PySlowFast frame list for train (with frame_dir)
-    frame_list_val: Optional[str] = None  # PySlowFast frame list for val (with frame_dir)
     train_gt: str = "annotations/ava_train_v2.2.csv"
     val_gt: str = "annotations/ava_val_v2.2.csv"
     labelmap: str = "annotations/ava_action_list_v2.2.pbtxt"  # training classes (80 on AVA)

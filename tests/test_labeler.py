@@ -10,14 +10,22 @@ import pytest
 from seal_transfer.data.datamodules import KeyframeSplit
 from seal_transfer.data.datasets import build_keyframe_index
 from seal_transfer.data.formats.ava import AvaTable, LabelMap
-from seal_transfer.pseudo.labeler import TwoViewScores, pseudo_label_rows, run_selection, selection_stats, truth_for_boxes
+from seal_transfer.pseudo.labeler import (
+    TwoViewScores,
+    pseudo_label_rows,
+    run_selection,
+    selection_stats,
+    truth_for_boxes,
+)
 
 SOURCE = LabelMap([10, 20, 30], {10: "walk", 20: "jump", 30: "wave"})
 
 
 def _split() -> KeyframeSplit:
     boxes = AvaTable.from_columns(
-        ["v", "v", "v"], [902, 902, 903], [[0.1, 0.1, 0.4, 0.9], [0.5, 0.1, 0.9, 0.9], [0.2, 0.2, 0.6, 0.8]],
+        ["v", "v", "v"],
+        [902, 902, 903],
+        [[0.1, 0.1, 0.4, 0.9], [0.5, 0.1, 0.9, 0.9], [0.2, 0.2, 0.6, 0.8]],
         person_ids=[0, 1, 0],
     )
     index = build_keyframe_index(boxes, None)
@@ -55,7 +63,8 @@ def test_stats_with_hidden_truth_precision() -> None:
 
 
 def test_truth_matching_uses_best_iou() -> None:
-    boxes = AvaTable.from_columns(["v", "v", "w"], [902, 902, 902],
-                                  [[0.1, 0.1, 0.4, 0.9], [0.6, 0.6, 0.7, 0.7], [0.1, 0.1, 0.4, 0.9]])
+    boxes = AvaTable.from_columns(
+        ["v", "v", "w"], [902, 902, 902], [[0.1, 0.1, 0.4, 0.9], [0.6, 0.6, 0.7, 0.7], [0.1, 0.1, 0.4, 0.9]]
+    )
     truth = AvaTable.from_columns(["v", "v"], [902, 902], [[0.12, 0.1, 0.42, 0.9], [0.5, 0.1, 0.9, 0.9]], [20, 30])
     assert truth_for_boxes(boxes, truth) == [{20}, set(), set()]

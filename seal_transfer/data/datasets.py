@@ -7,6 +7,7 @@ SEAL Clips and AVA share the layout (AVA CSV rows), so one dataset class serves 
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,6 +170,7 @@ class KeyframeDataset(Dataset):
         seed: int = 0,
         views: int = 1,
         decode_short_side: Optional[int] = None,
+        cache_frames: Optional[int] = None,
     ) -> None:
         self.index = index
         self.video_paths = video_paths
@@ -178,8 +180,14 @@ class KeyframeDataset(Dataset):
         self.seed = seed
         self.views = views
         self.epoch = 0
+        # None: decode straight to the transform's largest output short side (never upscaling), so full-size
+        # frames are never converted to RGB only to be shrunk again.
         self.decode_short_side = decode_short_side
+        # Decoded frames kept per worker (default: two clips): neighbouring keyframes of one video share about half
+        # their frames, so sequential passes (validation, pseudo-labelling) decode each frame once.
+        self.cache_frames = 2 * clip.num_frames if cache_frames is None else int(cache_frames)
         self._sources: dict[str, Any] = {}
+        self._frames: OrderedDict[tuple[str, Optional[int], int], np.ndarray] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self.index)
@@ -190,6 +198,7 @@ class KeyframeDataset(Dataset):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_sources"] = {}  # open decoders stay in the process that opened them
+        state["_frames"] = OrderedDict()
         return state
 
     def _source(self, video_id: str) -> Any:
@@ -205,7 +214,32 @@ class KeyframeDataset(Dataset):
         indices = clip_frame_indices(
             float(self.index.timestamps[i]), timing.fps, timing.time_offset, self.clip.num_frames, self.clip.sample_rate
         )
-        return self._source(vid).read(indices, short_side=self.decode_short_side)
+        source = self._source(vid)
+        short_side = self._decode_short_side(source)
+        if self.cache_frames <= 0:
+            return source.read(indices, short_side=short_side)
+        cache = self._frames
+        unique = np.unique(indices).tolist()
+        missing = [f for f in unique if (vid, short_side, f) not in cache]
+        if missing:
+            for f, frame in zip(missing, source.read(np.asarray(missing), short_side=short_side)):
+                cache[(vid, short_side, f)] = frame
+        for f in unique:
+            cache.move_to_end((vid, short_side, f))
+        out = np.stack([cache[(vid, short_side, f)] for f in indices.tolist()])
+        while len(cache) > max(self.cache_frames, len(unique)):
+            cache.popitem(last=False)
+        return out
+
+    def _decode_short_side(self, source: Any) -> Optional[int]:
+        if self.decode_short_side is not None:
+            return self.decode_short_side
+        info = getattr(source, "info", None)  # video files only; frame folders decode jpgs at their own size
+        cfg = self.transform.cfg
+        wanted = cfg.max_short_side if self.transform.train else cfg.eval_short_side
+        if info is None or min(info.width, info.height) <= wanted:
+            return None
+        return int(wanted)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         frames = self.decode(i)
@@ -259,7 +293,7 @@ def collate_keyframes(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def check_videos(
-    video_paths: dict[str, Path], max_broken_fraction: float, what: str
+    video_paths: dict[str, Path], max_broken_fraction: float, what: str, min_frames: int = 0
 ) -> tuple[dict[str, Path], list[str]]:
     """Open each video once up front; drop broken ones, and refuse to go on if too many are broken.
 
@@ -276,7 +310,9 @@ def check_videos(
                 if not any(Path(path).iterdir()):
                     raise VideoError(f"{path}: frame folder is empty")
             else:
-                probe_video(path)
+                frames = probe_video(path).num_frames
+                if frames < min_frames:  # every clip would be the same few frames repeated: not training data
+                    raise VideoError(f"{path}: has {frames} frames, fewer than one {min_frames}-frame clip window")
             good[vid] = path
         except VideoError as exc:
             broken.append(str(exc))

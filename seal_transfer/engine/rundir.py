@@ -57,6 +57,9 @@ def stage_lock(directory: Path) -> Iterator[None]:
     An OS-level lock (flock) is released by the kernel when a process dies, so a `kill -9` leaves no stale lock.
     """
     directory.mkdir(parents=True, exist_ok=True)
+    if _launcher_rank() != 0:
+        yield  # one multi-process run (torchrun/SLURM/DDP): rank 0 holds the lock for all its ranks
+        return
     handle = open(directory / ".lock", "a+")  # noqa: SIM115 - held for the whole block
     try:
         try:
@@ -76,3 +79,11 @@ def stage_lock(directory: Path) -> Iterator[None]:
         with contextlib.suppress(OSError):
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
         handle.close()
+
+
+def _launcher_rank() -> int:
+    """Global rank set by torchrun / SLURM / Lightning's process launcher (0 when run as a single process)."""
+    for key in ("RANK", "SLURM_PROCID"):
+        if key in os.environ and (key != "SLURM_PROCID" or int(os.environ.get("SLURM_NTASKS", "1")) > 1):
+            return int(os.environ[key])
+    return int(os.environ.get("LOCAL_RANK", "0")) + int(os.environ.get("NODE_RANK", "0"))

@@ -42,8 +42,18 @@ def run_stage(cfg: Any, stage: str, work: Callable[[Path], dict[str, Any]]) -> i
             handle.write(to_yaml(cfg))
         metrics = work(out_dir)
         write_json(out_dir / "metrics.json", metrics)
+        if _is_rank_zero():
+            from seal_transfer.report import stage_plots
+
+            stage_plots(out_dir)
     print_summary(stage, out_dir, metrics)
     return 0
+
+
+def _is_rank_zero() -> bool:
+    import os
+
+    return os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) in ("0", "")
 
 
 def print_summary(stage: str, out_dir: Path, metrics: dict[str, Any]) -> None:
@@ -53,4 +63,4 @@ def print_summary(stage: str, out_dir: Path, metrics: dict[str, Any]) -> None:
     for k in keys:
         value = metrics[k]
         print(f"   {k.ljust(width)}  {value:.4f}" if isinstance(value, float) else f"   {k.ljust(width)}  {value}")
-    print("   files: config.yaml, metrics.json, model.pt, checkpoints/, logs/ (TensorBoard + metrics.csv)")
+    print("   files: config.yaml, metrics.json, model.pt, checkpoints/, logs/ (TensorBoard + metrics.csv), plots/")

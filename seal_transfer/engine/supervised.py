@@ -175,4 +175,6 @@ def run_detection_job(cfg: Any, job: DetectionJob) -> dict[str, Any]:
                 **job.meta,
             },
         )
+    if trainer.world_size > 1:
+        trainer.strategy.barrier("model.pt exported")  # other ranks go on to read it (next round, next stage)
     return metrics
