@@ -6,6 +6,7 @@ those came from a real AVA folder or from the synthetic world is decided here, o
 
 from __future__ import annotations
 
+import fcntl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -16,6 +17,7 @@ from seal_transfer.data.formats.ava import (
     AvaTable,
     LabelMap,
     VideoTiming,
+    check_action_ids,
     read_ava_csv,
     read_exclusions,
     read_labelmap,
@@ -35,7 +37,15 @@ def synthetic_root(cfg: Any) -> Path:
     synth_cfg = (
         OmegaConf.to_object(cfg.data.synthetic) if OmegaConf.is_config(cfg.data.synthetic) else cfg.data.synthetic
     )
-    return Path(ensure_world(synth_cfg, cache))
+    cache.mkdir(parents=True, exist_ok=True)
+    # Several processes (DDP ranks, parallel tests) may ask for the same world at once: one generates it, the
+    # others wait on the lock and then find it finished.
+    with open(cache / ".generate.lock", "a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            return Path(ensure_world(synth_cfg, cache))
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
 def _under(root: Path, relative: Optional[str], key: str) -> Optional[Path]:
@@ -125,6 +135,9 @@ def load_target_split(cfg: Any, split: str, boxes: str = "gt") -> DomainSplit:
     else:
         key = f"data.target.{split}_gt"
         table = read_ava_csv(_require(_under(root, getattr(t, f"{split}_gt"), key), key), "gt")
+        if split == "train":
+            check_action_ids(table, labelmap)  # a typo'd id would silently train as 'no label' (evaluators skip them)
+            _check_duplicate_rows(table)
     exclusions: set[tuple[str, float]] = set()
     excl_path = _under(root, t.exclusions, "data.target.exclusions")
     if split == "val" and excl_path is not None and excl_path.exists():
@@ -150,6 +163,24 @@ def hidden_truth(cfg: Any, split: str) -> Optional[AvaTable]:
     root, synthetic = target_root(cfg)
     path = root.parent / "hidden_truth" / f"ava_{split}_source_labels.csv"
     return read_ava_csv(path, "gt") if synthetic and path.exists() else None
+
+
+def _check_duplicate_rows(table: AvaTable) -> None:
+    """An identical (video, time, box, action, person) row twice is a merge or export bug upstream: refuse it."""
+    if len(table) < 2:
+        return
+    keys = np.rec.fromarrays(
+        [table.video_ids, table.timestamps, *np.round(table.boxes.astype(np.float64), 4).T, table.action_ids,
+         table.person_ids]
+    )
+    _, first, counts = np.unique(keys, return_index=True, return_counts=True)
+    if (counts > 1).any():
+        row = int(first[counts > 1].min())
+        raise UserError(
+            f"{table.source}: row {row + 1} ({table.video_ids[row]},{table.timestamps[row]:g}, action "
+            f"{int(table.action_ids[row])}, person {int(table.person_ids[row])}) appears more than once "
+            f"({int((counts - 1).sum())} duplicate rows)"
+        )
 
 
 def _read_boxes(path: Path, trust_pickle: bool) -> AvaTable:

@@ -157,7 +157,16 @@ def _number(path: Path, lineno: int, name: str, text: str, kind: type) -> float 
     return value
 
 
-_FAST_ID_WIDTH = 48  # ids this long or longer send the file to the exact (slow) parser
+_MIN_ID_WIDTH = 16  # fast-parser id field width: twice the first id's length, at least this
+
+
+def _id_width(text: str) -> int:
+    """A fixed-width id field for the vectorised parser, sized from the first row (AVA ids are 11 characters).
+
+    Narrow fields keep the parse fast and small; an id that fills the field sends the file to the exact parser.
+    """
+    first = next((line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")), "")
+    return max(_MIN_ID_WIDTH, 2 * len(first.split(",", 1)[0]) + 2)
 
 
 def _parse_fast(path: Path, text: str, kind: str) -> AvaTable | None:
@@ -169,17 +178,18 @@ def _parse_fast(path: Path, text: str, kind: str) -> AvaTable | None:
     tail = KINDS[kind]
     if not text or "\t" in text:
         return None
-    dtype = [("v", f"U{_FAST_ID_WIDTH}"), ("t", "f8"), ("x1", "f4"), ("y1", "f4"), ("x2", "f4"), ("y2", "f4")]
+    width = _id_width(text)
+    dtype = [("v", f"U{width}"), ("t", "f8"), ("x1", "f4"), ("y1", "f4"), ("x2", "f4"), ("y2", "f4")]
     dtype += [(name, "f4" if name == "score" else "i8") for name in tail]
     try:
-        arr = np.loadtxt(io.StringIO(text), delimiter=",", dtype=dtype, comments="#", ndmin=1)
+        arr = np.loadtxt(path, delimiter=",", dtype=dtype, comments="#", ndmin=1)
     except (ValueError, TypeError):
         return None
     if arr.size == 0:
         return None
     ids = arr["v"]
     lengths = np.char.str_len(ids)
-    if lengths.max() >= _FAST_ID_WIDTH or lengths.min() == 0:
+    if lengths.max() >= width or lengths.min() == 0:
         return None
     boxes = np.stack([arr["x1"], arr["y1"], arr["x2"], arr["y2"]], axis=1)
     actions = arr["action_id"]
