@@ -48,17 +48,17 @@ def synthetic_root(cfg: Any) -> Path:
             fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
-def _under(root: Path, relative: Optional[str], key: str) -> Optional[Path]:
+def config_path(root: Path, section: Any, name: str, prefix: str, *, required: bool = False) -> Optional[Path]:
+    """The file a config key names (relative to the domain root unless absolute); `required` files must exist."""
+    key = f"{prefix}.{name}"
+    relative = getattr(section, name)
     if relative is None:
+        if required:
+            raise UserError(f"config key '{key}' is not set")
         return None
     path = Path(relative).expanduser()
-    return path if path.is_absolute() else root / path
-
-
-def _require(path: Optional[Path], key: str) -> Path:
-    if path is None:
-        raise UserError(f"config key '{key}' is not set")
-    if not path.exists():
+    path = path if path.is_absolute() else root / path
+    if required and not path.exists():
         raise UserError(f"{path}: file not found (config key '{key}')")
     return path
 
@@ -117,35 +117,33 @@ def load_target_split(cfg: Any, split: str, boxes: str = "gt") -> DomainSplit:
     """AVA-format target split. `split`: train | val | unlabeled; `boxes`: gt (labelled GT boxes) or detector."""
     t = cfg.data.target
     root, synthetic = target_root(cfg)
-    labelmap = read_labelmap(_require(_under(root, t.labelmap, "data.target.labelmap"), "data.target.labelmap"))
-    eval_lm_path = _under(root, t.eval_labelmap, "data.target.eval_labelmap")
+    labelmap = read_labelmap(config_path(root, t, "labelmap", "data.target", required=True))
+    eval_lm_path = config_path(root, t, "eval_labelmap", "data.target")
     eval_labelmap = read_labelmap(eval_lm_path) if eval_lm_path is not None and eval_lm_path.exists() else labelmap
     if split == "unlabeled":
         table = _read_boxes(
-            _require(_under(root, t.unlabeled_boxes, "data.target.unlabeled_boxes"), "data.target.unlabeled_boxes"),
+            config_path(root, t, "unlabeled_boxes", "data.target", required=True),
             t.trust_pickle,
         )
     elif boxes == "detector":
-        key = "data.target.val_boxes"
-        path = _require(_under(root, t.val_boxes, key), key) if split == "val" else None
+        path = config_path(root, t, "val_boxes", "data.target", required=True) if split == "val" else None
         if path is None:
             raise UserError(f"detector boxes for split '{split}' are not configured")
         table = _read_boxes(path, t.trust_pickle)
         table = table.select(table.scores >= t.val_box_threshold)
     else:
-        key = f"data.target.{split}_gt"
-        table = read_ava_csv(_require(_under(root, getattr(t, f"{split}_gt"), key), key), "gt")
+        table = read_ava_csv(config_path(root, t, f"{split}_gt", "data.target", required=True), "gt")
         if split == "train":
             check_action_ids(table, labelmap)  # a typo'd id would silently train as 'no label' (evaluators skip them)
             _check_duplicate_rows(table)
     exclusions: set[tuple[str, float]] = set()
-    excl_path = _under(root, t.exclusions, "data.target.exclusions")
+    excl_path = config_path(root, t, "exclusions", "data.target")
     if split == "val" and excl_path is not None and excl_path.exists():
         exclusions = read_exclusions(excl_path)
-    meta_path = _under(root, t.video_meta, "data.target.video_meta")
+    meta_path = config_path(root, t, "video_meta", "data.target")
     meta = read_video_meta(meta_path) if meta_path is not None and meta_path.exists() else {}
     video_ids = set(table.video_ids.tolist())
-    frame_root = _under(root, t.frame_dir, "data.target.frame_dir")
+    frame_root = config_path(root, t, "frame_dir", "data.target")
     video_dir = frame_root if frame_root is not None else root / t.video_dir
     paths = _video_paths(video_dir, video_ids)
     default = VideoTiming(t.fps, t.time_offset, t.first_keyframe, t.last_keyframe)
@@ -249,6 +247,11 @@ def expand_dense_boxes(clips: Any, fps_of: dict[str, float], window: float) -> A
     return AvaTable.concat(parts) if parts else AvaTable.empty(table.source)
 
 
+def source_labelmap(cfg: Any) -> LabelMap:
+    """The source (SEAL) atomic-action label map: the model's output space in pretrain and adapt."""
+    return read_labelmap(config_path(source_root(cfg), cfg.data.source, "labelmap", "data.source", required=True))
+
+
 def load_source_split(cfg: Any, split: str, dense: bool = True) -> DomainSplit:
     """SEAL Clips of one split, cut from SEAL Tubes with `data.source.clips` (window, stride, rule, density).
 
@@ -260,11 +263,12 @@ def load_source_split(cfg: Any, split: str, dense: bool = True) -> DomainSplit:
 
     s = cfg.data.source
     root = source_root(cfg)
-    labelmap = read_labelmap(_require(_under(root, s.labelmap, "data.source.labelmap"), "data.source.labelmap"))
-    key = f"data.source.{split}_tubes"
-    tubes_json = _require(_under(root, getattr(s, f"{split}_tubes"), key), key)
+    labelmap = source_labelmap(cfg)
+    tubes_json = config_path(root, s, f"{split}_tubes", "data.source", required=True)
     boxes_npz = tubes_json.with_name(tubes_json.stem + "_boxes.npz")
-    tubes = read_seal_tubes(tubes_json, _require(boxes_npz, key + " (boxes .npz beside it)"), labelmap)
+    if not boxes_npz.exists():
+        raise UserError(f"{boxes_npz}: file not found (the per-frame boxes beside {tubes_json.name})")
+    tubes = read_seal_tubes(tubes_json, boxes_npz, labelmap)
     clip_cfg = _clip_config(cfg)
     clips = generate_clips(tubes, clip_cfg, labelmap)
     fps_of = {vid: float(v.fps) for vid, v in tubes.videos.items()}

@@ -13,8 +13,14 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from seal_transfer.data.datamodules import KeyframeSplit, make_keyframe_split
-from seal_transfer.data.domains import DomainSplit, hidden_truth, load_source_split, load_target_split
-from seal_transfer.data.formats.ava import AvaTable, LabelMap, read_ava_csv, read_labelmap, write_ava_csv
+from seal_transfer.data.domains import (
+    DomainSplit,
+    hidden_truth,
+    load_source_split,
+    load_target_split,
+    source_labelmap,
+)
+from seal_transfer.data.formats.ava import AvaTable, LabelMap, read_ava_csv, write_ava_csv
 from seal_transfer.engine.detection import DetectionModule
 from seal_transfer.engine.rundir import is_finished
 from seal_transfer.engine.supervised import DetectionJob, pose_columns, run_detection_job
@@ -175,7 +181,7 @@ def _mixed_training_split(
 def run_adaptation(cfg: Any, out_dir: Path, init: Path, origin: str) -> dict[str, Any]:
     """Rounds 1..R; returns the stage metrics. `RUN/adapt/model.pt` is the last round's weights."""
     acfg = adapt_config(cfg)
-    source_labelmap = _source_labelmap(cfg)
+    source_classes = source_labelmap(cfg)
     weights = init
     summary: list[dict[str, Any]] = []
     for r in range(1, acfg.rounds + 1):
@@ -189,7 +195,7 @@ def run_adaptation(cfg: Any, out_dir: Path, init: Path, origin: str) -> dict[str
         start_weights = init if acfg.restart_each_round else weights
         if not (round_dir / "pseudo_labels.csv").exists():
             print(f"[adapt] round {r}/{acfg.rounds}: pseudo-labelling with {start_weights if r > 1 else origin}")
-            stats = label_round(cfg, acfg, round_dir, r, weights, source_labelmap)
+            stats = label_round(cfg, acfg, round_dir, r, weights, source_classes)
         else:
             print(f"[adapt] round {r}: pseudo labels already written, reusing {round_dir / 'pseudo_labels.csv'}")
             stats = json.loads((round_dir / "stats.json").read_text())
@@ -210,14 +216,14 @@ def run_adaptation(cfg: Any, out_dir: Path, init: Path, origin: str) -> dict[str
                 shutil.copyfile(start_weights, tmp)
             round_metrics["trained"] = False
         else:
-            train = _mixed_training_split(cfg, acfg, pseudo, source_labelmap, r)
+            train = _mixed_training_split(cfg, acfg, pseudo, source_classes, r)
             round_cfg = OmegaConf.merge(cfg, {"trainer": {"max_epochs": acfg.epochs_per_round}})
             job = DetectionJob(
                 f"adapt round {r}",
                 round_dir,
                 train,
                 None,
-                source_labelmap,
+                source_classes,
                 [],
                 init=start_weights,
                 meta={"domain": "target (pseudo labels, source label space)", "round": r},
@@ -239,14 +245,6 @@ def run_adaptation(cfg: Any, out_dir: Path, init: Path, origin: str) -> dict[str
         "per_round": summary,
         "init_from": origin,
     }
-
-
-def _source_labelmap(cfg: Any) -> LabelMap:
-    from seal_transfer.data.domains import _require, _under, source_root
-
-    root = source_root(cfg)
-    key = "data.source.labelmap"
-    return read_labelmap(_require(_under(root, cfg.data.source.labelmap, key), key))
 
 
 def pretrain_weights(cfg: Any) -> Optional[Path]:
