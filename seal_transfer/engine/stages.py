@@ -35,9 +35,11 @@ def run_stage(cfg: Any, stage: str, work: Callable[[Path], dict[str, Any]]) -> i
             print(f"[{stage}] already finished: {out_dir / 'metrics.json'} (pass force=true to redo)")
             return 0
         if cfg.force:
-            for name in ("metrics.json", "model.pt"):
-                (out_dir / name).unlink(missing_ok=True)
-            shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
+            # Redo from scratch: everything the stage wrote goes (adapt rounds included), the lock stays.
+            for entry in out_dir.iterdir():
+                if entry.name == ".lock":
+                    continue
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
         with atomic_write(out_dir / "config.yaml") as handle:
             handle.write(to_yaml(cfg))
         metrics = work(out_dir)
