@@ -1,0 +1,155 @@
+#!/usr/bin/env python
+"""Reproduce the form of the paper's Table 4 on the synthetic world and write results/table4_synthetic.md.
+
+Runs, through the real CLIs (each command is recorded with its wall time):
+  1. pretrain SlowFast + RoI head on the synthetic SEAL Clips            → Slowfast-T weights
+  2. pretrain the same backbone as a generic clip classifier (Kinetics stand-in) → second-stream ('TSP-T') weights
+  3. tubes: extract both streams, train AA / CA temporal detectors, evaluate (tIoU 0.5:0.05:0.95)
+Finished steps are skipped on a rerun (each stage keeps its run directory), so an interrupted run resumes.
+
+    python scripts/reproduce_table4.py --preset small
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+# The synthetic source videos are 20 fps with 1-3 s atomic actions, so the streams keep the paper's structure
+# (SlowFast stream at the full rate, second stream at half the rate with half the window, 4 vs 2 fps boxes, both
+# on one grid) at a 0.4 s step that the 2-core CPU budget allows.
+SYNTHETIC_STREAMS = [
+    "tubes.slowfast.fps=20", "tubes.slowfast.window=16", "tubes.slowfast.stride=8", "tubes.slowfast.box_fps=4",
+    "tubes.second.fps=10", "tubes.second.window=8", "tubes.second.stride=4", "tubes.second.box_fps=2",
+]
+SYNTHETIC_TAD = ["tubes.tad.hidden=64", "tubes.tad.levels=4", "tubes.train.batch_size=8", "tubes.train.lr=0.001"]
+# Table 4 buckets scaled to the synthetic class counts (paper: AA top60 of 172; CA top50 / top120 / 200).
+SYNTHETIC_BUCKETS = {
+    "tiny": ["tubes.aa_buckets.ranges=[[0,3]]", "tubes.ca_buckets.ranges=[[0,2],[0,4],[0,6]]"],
+    "small": ["tubes.aa_buckets.ranges=[[0,7]]", "tubes.ca_buckets.ranges=[[0,4],[0,9],[0,15]]"],
+    "paper": ["tubes.aa_buckets.ranges=[[0,10]]", "tubes.ca_buckets.ranges=[[0,6],[0,13],[0,22]]"],
+}
+
+
+def run(cmd: list[str], log: list[dict]) -> None:
+    shown = " ".join(shlex.quote(c) for c in cmd)
+    print(f"\n$ {shown}", flush=True)
+    started = time.time()
+    result = subprocess.run(cmd, cwd=REPO)
+    seconds = time.time() - started
+    log.append({"command": shown, "seconds": round(seconds, 1), "rc": result.returncode})
+    if result.returncode != 0:
+        sys.exit(f"command failed with exit code {result.returncode}: {shown}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="small", choices=("tiny", "small", "paper"))
+    parser.add_argument("--run-dir", default=None, help="default: runs/table4_<preset>")
+    parser.add_argument("--pretrain-epochs", type=int, default=1)
+    parser.add_argument("--pretrain-batches", type=int, default=0,
+                        help="cap on training batches per pretrain epoch (trainer.limit_train_batches); 0 = all")
+    parser.add_argument("--tad-epochs", type=int, default=40)
+    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra config override for every command, e.g. data.synthetic.source_train=24")
+    parser.add_argument("--output", default=str(REPO / "results" / "table4_synthetic.md"))
+    args = parser.parse_args()
+    run_dir = Path(args.run_dir or f"runs/table4_{args.preset}")
+    generic_dir = Path(f"{run_dir}_generic")
+    py = [sys.executable, "-m"]
+    common = ["--config", "configs/smoke.yaml", f"data.synthetic.preset={args.preset}",
+              "trainer.enable_progress_bar=false", *args.override]
+    limit = [f"trainer.limit_train_batches={args.pretrain_batches}"] if args.pretrain_batches else []
+    log: list[dict] = []
+    started = time.time()
+    epochs = [f"trainer.max_epochs={args.pretrain_epochs}", *limit]
+    run(py + ["seal_transfer.pretrain"] + common + [f"run_dir={run_dir}", *epochs], log)
+    run(py + ["seal_transfer.pretrain"] + common + ["task=classification", f"run_dir={generic_dir}", *epochs], log)
+    run(py + ["seal_transfer.tubes"] + common + [
+        f"run_dir={run_dir}", f"tubes.second_stream_init={generic_dir}/pretrain/model.pt",
+        f"tubes.train.epochs={args.tad_epochs}", *SYNTHETIC_STREAMS, *SYNTHETIC_TAD, *SYNTHETIC_BUCKETS[args.preset],
+    ], log)
+    total = time.time() - started
+    metrics = json.loads((REPO / run_dir / "tubes" / "metrics.json").read_text())
+    Path(args.output).write_text(report(args, metrics, log, total))
+    print(f"\nwrote {args.output}")
+
+
+def report(args: argparse.Namespace, metrics: dict, log: list[dict], total: float) -> str:
+    rows = metrics["experiments"]
+    lines = [
+        "# Table 4 on the synthetic world (SYNTHETIC — not the paper's SEAL data)",
+        "",
+        f"Produced by `python scripts/reproduce_table4.py --preset {args.preset}` "
+        f"(pretrain epochs {args.pretrain_epochs}, at most {args.pretrain_batches or 'all'} batches each; TAD epochs "
+        f"{args.tad_epochs}) on {platform.node() or 'this machine'}"
+        f" ({os.cpu_count()} CPU cores, device `{metrics.get('device')}`), total wall time {total / 60:.1f} min.",
+        f"Synthetic world preset `{args.preset}`"
+        + (f" with {', '.join(f'`{o}`' for o in args.override)}" if args.override else "")
+        + ", tiny SlowFast model (configs/smoke.yaml). Numbers are average"
+        " mAP (%) over tIoU 0.5:0.05:0.95, per tube; bucket columns rank classes by training frequency, scaled to the"
+        " synthetic class counts (the header gives how many classes each bucket holds).",
+        "",
+        "## Results",
+        "",
+        metrics["table4"],
+        "",
+        "Paper (real SEAL, for reference): AA Slowfast-T top60 40.82; CA TSP-T 82.92 / 66.40 / 49.71; "
+        "CA TSP-T+Slowfast-T 83.85 / 66.93 / 50.47 (top50 / top120 / 200).",
+        "",
+        "## Does the two-stream input help?",
+        "",
+        verdict(rows),
+        "",
+        "## Commands (exact, in order) and wall time",
+        "",
+        "| # | command | wall time |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {i + 1} | `{entry['command']}` | {entry['seconds']:.0f} s |" for i, entry in enumerate(log)]
+    lines += [
+        "",
+        "A rerun skips finished stages (delete the run directories or pass force=true to redo them).",
+        "",
+        "## Notes",
+        "",
+        "- Slowfast-T = features of the SEAL-Clips-pretrained detector (step 1); the second stream stands in for TSP-T"
+        " with the generic-clip classifier's backbone (step 2) — trained on a different task and data, as TSP was"
+        " trained on ActivityNet, but a far weaker stand-in than the released TSP checkpoint.",
+        "- Stream settings are scaled to the 20 fps synthetic videos (see the command); the paper's real-data"
+        " settings are the defaults in configs/tubes_seal_r50.yaml.",
+        "- Per-experiment details (mAP at each tIoU, per-class AP, predictions) are in"
+        f" `{args.run_dir or f'runs/table4_{args.preset}'}/tubes/{{aa,ca}}/*/`.",
+        "- With a few dozen validation tubes, differences of a few points are within run-to-run noise.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def verdict(rows: dict) -> str:
+    single, double = rows.get("ca/second"), rows.get("ca/second+slowfast")
+    if not single or not double:
+        return "Not measured (the run did not include both ca:second and ca:second+slowfast)."
+    keys = [k for k in double if k.startswith("top") or k == "all"]
+    diffs = {k: 100 * (double[k] - single[k]) for k in keys if double[k] == double[k] and single[k] == single[k]}
+    shown = ", ".join(f"{k} {v:+.2f}" for k, v in diffs.items())
+    gain = diffs.get("all", 0.0)
+    if gain > 0:
+        answer = "Yes, as in the paper (+0.76 mAP there): adding Slowfast-T to the second stream raises CA mAP"
+    elif gain < 0:
+        answer = "No, unlike the paper: adding Slowfast-T to the second stream lowers CA mAP"
+    else:
+        answer = "No difference: adding Slowfast-T leaves CA mAP unchanged"
+    return f"{answer} (two-stream minus single-stream, points: {shown})."
+
+
+if __name__ == "__main__":
+    main()
