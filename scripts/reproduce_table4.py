@@ -148,7 +148,8 @@ def verdict(rows: dict) -> str:
         answer = "No, unlike the paper: adding Slowfast-T to the second stream lowers CA mAP"
     else:
         answer = "No difference: adding Slowfast-T leaves CA mAP unchanged"
-    return f"{answer} (two-stream minus single-stream, points: {shown})."
+    return (f"{answer} (two-stream minus single-stream, points: {shown}). One seed on a small validation set: a "
+            "difference of this size is within run-to-run noise, so this is weak evidence either way.")
 
 
 if __name__ == "__main__":
