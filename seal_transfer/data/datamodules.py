@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Optional
 
 import lightning as L
 import numpy as np
-from torch.utils.data import DataLoader, Dataset
+import torch
+from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from seal_transfer.data.datasets import (
     ClipSpec,
@@ -73,7 +75,12 @@ def make_keyframe_split(
     what: str = "",
 ) -> KeyframeSplit:
     """Build the dataset of one loaded split, skipping keyframes of unreadable videos (counted, bounded)."""
-    good, broken = check_videos(split.video_paths, cfg.data.max_broken_fraction, what or "dataset")
+    spec = clip_spec(cfg.model)
+    window = spec.num_frames * spec.sample_rate
+    good, broken = check_videos(split.video_paths, cfg.data.max_broken_fraction, what or "dataset", min_frames=window)
+    if broken:
+        total = len(split.video_paths)
+        print(f"[{what or 'dataset'}] skipping {len(broken)} of {total} unreadable videos, first: {broken[0]}")
     keep_videos = set(good)
     index = build_keyframe_index(
         split.table,
@@ -94,6 +101,25 @@ def make_keyframe_split(
     return KeyframeSplit(dataset, split, broken)
 
 
+class EpochShuffleSampler(RandomSampler):
+    """Shuffle order as a pure function of (seed, epoch): a run resumed from a checkpoint visits keyframes in the
+    same order as an uninterrupted one (a plain RandomSampler draws from the global RNG, which a restart resets).
+    Under DDP Lightning replaces it with a DistributedSampler, which is seeded per epoch too."""
+
+    def __init__(self, data_source: Dataset, seed: int = 0) -> None:
+        super().__init__(data_source)
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator()
+        generator.manual_seed(self.seed * 1_000_003 + self.epoch)
+        yield from torch.randperm(len(self.data_source), generator=generator).tolist()
+
+
 class KeyframeDataModule(L.LightningDataModule):
     """Train/val keyframe DataLoaders. Under DDP Lightning swaps in a DistributedSampler for each."""
 
@@ -108,16 +134,25 @@ class KeyframeDataModule(L.LightningDataModule):
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            sampler=EpochShuffleSampler(dataset, int(getattr(dataset, "seed", 0))) if shuffle else None,
             num_workers=self.num_workers,
             collate_fn=collate_keyframes,
             persistent_workers=False,
             pin_memory=False,
+            generator=torch.Generator(),  # worker base seeds must not consume the global RNG (see EpochSeed)
         )
 
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None
-        return self._loader(self.train_set, shuffle=True)
+        loader = self._loader(self.train_set, shuffle=True)
+        # Lightning creates (and prefetches from) the first iterator before its epoch hooks run; on a resumed run
+        # that first epoch is not epoch 0, so sampler and augmentation seeds must know the epoch already here.
+        trainer = getattr(self, "trainer", None)
+        epoch = int(trainer.fit_loop.epoch_progress.current.processed) if trainer is not None else 0
+        loader.sampler.set_epoch(epoch)
+        if hasattr(self.train_set, "set_epoch"):
+            self.train_set.set_epoch(epoch)
+        return loader
 
     def val_dataloader(self) -> DataLoader:
         assert self.val_set is not None

@@ -12,8 +12,9 @@ from typing import Any, Optional
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import OmegaConf
 
 from seal_transfer.errors import UserError
@@ -40,24 +41,53 @@ def trainer_kwargs(trainer_cfg: Any) -> dict[str, Any]:
 def build_trainer(cfg: Any, out_dir: Path, monitor: Optional[str], mode: str = "max", **overrides: Any) -> L.Trainer:
     """Lightning Trainer with the project's callbacks: last+best checkpoints, CSV and TensorBoard logs."""
     ckpt_dir = out_dir / "checkpoints"
-    checkpoint = ModelCheckpoint(
-        dirpath=ckpt_dir,
-        filename="best",
-        monitor=monitor,
-        mode=mode,
-        save_last=True,
-        save_top_k=1 if monitor else 0,
-        enable_version_counter=False,
+    callbacks: list[Any] = []
+    if monitor:
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=ckpt_dir, filename="best", monitor=monitor, mode=mode, save_top_k=1,
+                enable_version_counter=False,
+            )
+        )
+    # last.ckpt after every epoch from its own callback: Lightning's `save_last` only refreshes it in an epoch
+    # whose top-k checkpoint was saved too (never without a monitor), so a kill would lose more than one epoch.
+    callbacks.append(
+        ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1, enable_version_counter=False)
     )
+    callbacks.append(EpochSeed(int(cfg.seed)))
     loggers = [CSVLogger(out_dir, name="logs", version=""), TensorBoardLogger(out_dir, name="logs", version="")]
     kwargs = trainer_kwargs(cfg.trainer)
     kwargs.update(overrides)
-    callbacks: list[Any] = [checkpoint]
+    # Fresh loaders each epoch: Lightning builds the first train iterator before a resumed run's loop state is
+    # restored (estimated_stepping_batches), so without a reload that epoch would replay epoch 0's order and views.
+    kwargs.setdefault("reload_dataloaders_every_n_epochs", 1)
     if kwargs.get("enable_progress_bar", True):
         callbacks.append(TQDMProgressBar(refresh_rate=1))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return L.Trainer(default_root_dir=out_dir, callbacks=callbacks, logger=loggers, **kwargs)
+        return L.Trainer(
+            default_root_dir=out_dir, callbacks=callbacks, logger=loggers, plugins=[AtomicCheckpointIO()], **kwargs
+        )
+
+
+class EpochSeed(Callback):
+    """Reseed torch's global RNG (dropout) from (seed, epoch) at every epoch start, so a run resumed from
+    last.ckpt draws the same random numbers as an uninterrupted one (bit-identical on CPU)."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        torch.manual_seed(self.seed * 1_000_003 + int(trainer.current_epoch))
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints go to a temporary file beside the target and are renamed: a kill mid-write never leaves a
+    truncated last.ckpt (Lightning's own transaction writes to the system temp dir, then copies across disks)."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Optional[Any] = None) -> None:
+        with atomic_path(path) as tmp:
+            torch.save(checkpoint, tmp)
 
 
 def resume_checkpoint(out_dir: Path) -> Optional[Path]:

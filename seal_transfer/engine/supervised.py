@@ -162,7 +162,7 @@ def run_detection_job(cfg: Any, job: DetectionJob) -> dict[str, Any]:
         metrics.update({k.replace("val/", ""): v for k, v in evaluator.last["metrics"].items()})
         metrics["per_class_AP"] = evaluator.last["per_class"]
         metrics["val_keyframes"] = len(job.val.dataset) if job.val else 0
-    if load_report is not None:
+    if job.init is not None:  # also when resumed from last.ckpt, so a resumed run reports what a fresh one does
         metrics["init"] = str(job.init)
     if trainer.is_global_zero:
         export_weights(

@@ -1,0 +1,235 @@
+"""Resume anywhere: real CLI runs are SIGKILLed at several points and re-run with the same command; the final
+weights and metrics must equal those of an uninterrupted run bit for bit (CPU, trainer.deterministic=true).
+
+Kill points: pretrain mid-training (after its first epoch checkpoint), adapt mid pseudo-labelling, adapt mid
+round training (after the round's first epoch checkpoint) and adapt between rounds. Fast companions check the
+pieces the guarantee rests on: atomic writes under kill -9, the per-stage lock, skipping finished stages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from seal_transfer import pretrain
+from seal_transfer.cli import guarded_main
+from seal_transfer.engine.rundir import stage_lock
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = REPO / "configs" / "smoke.yaml"
+TIMEOUT_S = 600
+TIMING_KEYS = {"wall_time_s", "labelling_seconds", "boxes_per_second"}  # the only values allowed to differ
+
+
+def _command(stage: str, run_dir: Path, cache: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable, "-m", f"seal_transfer.{stage}", "--config", str(SMOKE),
+        f"run_dir={run_dir}", f"data.cache_dir={cache}",
+        "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+        "trainer.deterministic=true", "trainer.max_epochs=2", "trainer.limit_train_batches=3",
+        "adapt.rounds=2", "adapt.epochs_per_round=2", "data.num_workers=0",
+        *extra,
+    ]  # fmt: skip
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+
+
+def _run(cmd: list[str]) -> str:
+    result = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=TIMEOUT_S)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def _run_until_killed(cmd: list[str], condition: Callable[[str], bool]) -> str:
+    """Start `cmd`, SIGKILL it as soon as `condition(stdout so far)` holds; fail if it finishes first."""
+    out_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"seal_kill_{os.getpid()}_{time.monotonic_ns()}.log"
+    with out_path.open("w") as sink:
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, env=_env())
+        deadline = time.monotonic() + TIMEOUT_S
+        try:
+            while proc.poll() is None and time.monotonic() < deadline:
+                if condition(out_path.read_text()):
+                    break
+                time.sleep(0.05)
+            assert proc.poll() is None, f"run ended before the kill point:\n{out_path.read_text()[-3000:]}"
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    text = out_path.read_text()
+    out_path.unlink()
+    return text
+
+
+def _file_appears(path: Path) -> Callable[[str], bool]:
+    return lambda _out: path.exists()
+
+
+def _line_appears(fragment: str) -> Callable[[str], bool]:
+    return lambda out: fragment in out
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def _assert_same_weights(a: Path, b: Path) -> None:
+    wa, wb = _weights(a), _weights(b)
+    assert wa.keys() == wb.keys()
+    different = [k for k in wa if not torch.equal(wa[k], wb[k])]
+    assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
+
+
+def _comparable(metrics: object, run_dir: Path) -> object:
+    """Metrics minus what legitimately differs between runs: timings and the run folder's own path."""
+    if isinstance(metrics, dict):
+        return {k: _comparable(v, run_dir) for k, v in metrics.items() if k not in TIMING_KEYS}
+    if isinstance(metrics, list):
+        return [_comparable(v, run_dir) for v in metrics]
+    if isinstance(metrics, str):
+        return metrics.replace(str(run_dir), "RUN")
+    return metrics
+
+
+def _assert_same_metrics(ref_dir: Path, other_dir: Path, stage: str) -> None:
+    ref = json.loads((ref_dir / stage / "metrics.json").read_text())
+    other = json.loads((other_dir / stage / "metrics.json").read_text())
+    assert _comparable(ref, ref_dir) == _comparable(other, other_dir)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory, tiny_world: Path) -> Path:
+    """pretrain → adapt without interruption: the results every resumed run must reproduce."""
+    run_dir = tmp_path_factory.mktemp("reference") / "run"
+    _run(_command("pretrain", run_dir, tiny_world.parent))
+    _run(_command("adapt", run_dir, tiny_world.parent))
+    return run_dir
+
+
+@pytest.mark.e2e
+def test_pretrain_killed_mid_training_resumes_bit_identical(reference: Path, tmp_path: Path, tiny_world: Path) -> None:
+    run_dir = tmp_path / "run"
+    cmd = _command("pretrain", run_dir, tiny_world.parent)
+    _run_until_killed(cmd, _file_appears(run_dir / "pretrain" / "checkpoints" / "last.ckpt"))
+    assert not (run_dir / "pretrain" / "metrics.json").exists()
+    out = _run(cmd)
+    assert "resuming from" in out
+    _assert_same_weights(reference / "pretrain" / "model.pt", run_dir / "pretrain" / "model.pt")
+    _assert_same_metrics(reference, run_dir, "pretrain")
+
+
+@pytest.mark.e2e
+def test_adapt_killed_at_several_points_ends_bit_identical(reference: Path, tmp_path: Path, tiny_world: Path) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(reference / "pretrain", run_dir / "pretrain")
+    cmd = _command("adapt", run_dir, tiny_world.parent)
+    round_1 = run_dir / "adapt" / "round_1"
+    # 1. mid pseudo-labelling of round 1: nothing of the round is kept, labelling starts over
+    _run_until_killed(cmd, _line_appears("round 1/2: pseudo-labelling"))
+    assert not (round_1 / "pseudo_labels.csv").exists()
+    # 2. mid training of round 1, after its first epoch checkpoint: labels are reused, training resumes
+    _run_until_killed(cmd, _file_appears(round_1 / "checkpoints" / "last.ckpt"))
+    assert not (round_1 / "metrics.json").exists()
+    # 3. between rounds: round 1 is finished and is not redone
+    out = _run_until_killed(cmd, _file_appears(round_1 / "metrics.json"))
+    assert "pseudo labels already written" in out and "resuming from" in out
+    out = _run(cmd)
+    assert "round 1: already finished" in out
+    _assert_same_weights(reference / "adapt" / "model.pt", run_dir / "adapt" / "model.pt")
+    _assert_same_metrics(reference, run_dir, "adapt")
+    for r in (1, 2):
+        ref_round, new_round = reference / "adapt" / f"round_{r}", run_dir / "adapt" / f"round_{r}"
+        assert (ref_round / "pseudo_labels.csv").read_bytes() == (new_round / "pseudo_labels.csv").read_bytes()
+        ref_stats = json.loads((ref_round / "stats.json").read_text())
+        new_stats = json.loads((new_round / "stats.json").read_text())
+        assert _comparable(ref_stats, reference) == _comparable(new_stats, run_dir)
+
+
+# ------------------------------------------------------------------------------------- fast companions
+
+
+def test_atomic_write_survives_kill_mid_write(tmp_path: Path) -> None:
+    target = tmp_path / "metrics.json"
+    target.write_text('{"old": true}\n')
+    script = (
+        "import os, signal, sys\n"
+        "from seal_transfer.utils.fileio import atomic_write\n"
+        "with atomic_write(sys.argv[1]) as f:\n"
+        "    f.write('{\"new\": tr')\n"
+        "    f.flush()\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, str(target)], env=_env(), timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert target.read_text() == '{"old": true}\n'  # the reader never sees the half-written file
+
+
+def test_checkpoint_io_writes_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from seal_transfer.engine.fit import AtomicCheckpointIO
+
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"epoch": 0, "w": torch.ones(3)}, path)
+
+    def dies_midway(obj: object, f: object) -> None:
+        Path(f).write_bytes(b"PK\x03\x04partial")  # type: ignore[arg-type]
+        raise KeyboardInterrupt  # stands in for a kill arriving while torch.save writes
+
+    monkeypatch.setattr(torch, "save", dies_midway)
+    with pytest.raises(KeyboardInterrupt):
+        AtomicCheckpointIO().save_checkpoint({"epoch": 1}, path)
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=True)["epoch"] == 0
+    assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]
+
+
+def _argv(run_dir: Path, *extra: str) -> list[str]:
+    return ["--config", str(SMOKE), f"run_dir={run_dir}", "data.cache_dir=/nonexistent-cache", *extra]
+
+
+def test_locked_stage_refuses_a_second_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    stage = tmp_path / "run" / "pretrain"
+    with stage_lock(stage):
+        code = guarded_main(pretrain.main, _argv(tmp_path / "run"))
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.startswith("error: ") and "another run is writing this stage" in err and "\n" not in err
+    assert not (stage / "metrics.json").exists()
+
+
+def test_finished_stage_is_not_redone(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    stage = tmp_path / "run" / "pretrain"
+    stage.mkdir(parents=True)
+    (stage / "metrics.json").write_text('{"mAP": 0.5}\n')
+    code = guarded_main(pretrain.main, _argv(tmp_path / "run"))
+    out = capsys.readouterr().out
+    assert code == 0 and "already finished" in out and "force=true" in out
+    assert (stage / "metrics.json").read_text() == '{"mAP": 0.5}\n'
+    assert not (stage / "config.yaml").exists()  # nothing was rewritten
+
+
+def test_epoch_sampler_order_is_a_function_of_seed_and_epoch() -> None:
+    from seal_transfer.data.datamodules import EpochShuffleSampler
+
+    data = list(range(50))
+    a, b = EpochShuffleSampler(data, seed=3), EpochShuffleSampler(data, seed=3)
+    a.set_epoch(4)
+    first = list(a)
+    torch.manual_seed(123)  # the global RNG (reset by a restart) must not matter
+    b.set_epoch(4)
+    assert list(b) == first and sorted(first) == data
+    b.set_epoch(5)
+    assert list(b) != first
