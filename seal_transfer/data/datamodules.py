@@ -121,14 +121,17 @@ class EpochShuffleSampler(RandomSampler):
 
 
 class KeyframeDataModule(L.LightningDataModule):
-    """Train/val keyframe DataLoaders. Under DDP Lightning swaps in a DistributedSampler for each."""
+    """Train/val DataLoaders with an epoch-seeded shuffle (resumable). Under DDP Lightning swaps in a
+    DistributedSampler for each. `collate_fn` defaults to keyframes; clip classification passes its own."""
 
-    def __init__(self, train: Optional[Dataset], val: Optional[Dataset], batch_size: int, num_workers: int) -> None:
+    def __init__(self, train: Optional[Dataset], val: Optional[Dataset], batch_size: int, num_workers: int,
+                 collate_fn: Any = collate_keyframes) -> None:
         super().__init__()
         self.train_set = train
         self.val_set = val
         self.batch_size = batch_size
         self.num_workers = num_workers
+        self.collate_fn = collate_fn
 
     def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
         return DataLoader(
@@ -136,7 +139,7 @@ class KeyframeDataModule(L.LightningDataModule):
             batch_size=self.batch_size,
             sampler=EpochShuffleSampler(dataset, int(getattr(dataset, "seed", 0))) if shuffle else None,
             num_workers=self.num_workers,
-            collate_fn=collate_keyframes,
+            collate_fn=self.collate_fn,
             persistent_workers=False,
             pin_memory=False,
             generator=torch.Generator(),  # worker base seeds must not consume the global RNG (see EpochSeed)

@@ -12,9 +12,8 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
-from torch.utils.data import DataLoader
 
-from seal_transfer.data.datamodules import augment_config, clip_spec
+from seal_transfer.data.datamodules import KeyframeDataModule, augment_config, clip_spec
 from seal_transfer.data.datasets import ClipClassificationDataset, collate_clips
 from seal_transfer.data.domains import synthetic_root
 from seal_transfer.data.transforms import ClipTransform
@@ -108,15 +107,14 @@ def run_classification_pretrain(cfg: Any, out_dir: Path) -> dict[str, Any]:
     module = ClassificationModule(
         OmegaConf.to_container(cfg.model, resolve=True), OmegaConf.to_container(cfg.optim, resolve=True), len(classes)
     )
-    bs, workers = int(cfg.data.batch_size), int(cfg.data.num_workers)
-    train_loader = DataLoader(train, batch_size=bs, shuffle=True, num_workers=workers, collate_fn=collate_clips)
-    val_loader = DataLoader(val, batch_size=bs, shuffle=False, num_workers=workers, collate_fn=collate_clips)
+    datamodule = KeyframeDataModule(train, val, int(cfg.data.batch_size), int(cfg.data.num_workers),
+                                    collate_fn=collate_clips)
     trainer = build_trainer(cfg, out_dir, monitor="val/accuracy")
     resume = resume_checkpoint(out_dir)
     started = time.time()
     with translate_training_errors():
-        trainer.fit(module, train_loader, val_loader, ckpt_path=str(resume) if resume else None)
-        result = trainer.validate(module, val_loader, verbose=False)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
+        result = trainer.validate(module, datamodule=datamodule, verbose=False)
     ensure_best_checkpoint(out_dir)
     accuracy = float(result[0]["val/accuracy"]) if result else float("nan")
     if trainer.is_global_zero:
