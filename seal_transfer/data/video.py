@@ -191,18 +191,27 @@ class VideoSource(FrameSource):
     machine keep it at 1; one process decoding alone can use 0 (= FFmpeg picks).
     """
 
+    # A read that starts at most this many frames after where the previous read stopped keeps decoding forward
+    # from there instead of seeking: consecutive keyframes of one video (with a frame cache in front, see
+    # datasets.KeyframeDataset) then cost one decode of each frame instead of a seek + re-decode per clip.
+    FORWARD_GAP = 96
+
     def __init__(self, path: PathLike, *, threads: Optional[int] = None) -> None:
         self.path = Path(path)
         self.threads = threads
         self._container: Any = None
         self._owner_pid: Optional[int] = None
         self._info: Optional[VideoInfo] = None
+        self._decoder: Any = None  # live frame iterator of the last read, positioned after `_resume_index`
+        self._resume_index: Optional[int] = None  # index of the last frame that iterator yielded
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_container"] = None  # FFmpeg handles neither pickle nor survive a fork safely
         state["_owner_pid"] = None
+        state["_decoder"] = None
+        state["_resume_index"] = None
         return state
 
     def close(self) -> None:
@@ -210,11 +219,15 @@ class VideoSource(FrameSource):
             self._container.close()
         self._container = None
         self._owner_pid = None
+        self._decoder = None
+        self._resume_index = None
 
     def _stream(self) -> Any:
         if self._container is None or self._owner_pid != os.getpid():
             self._container = _open_container(self.path)
             self._owner_pid = os.getpid()
+            self._decoder = None
+            self._resume_index = None
             stream = self._container.streams.video[0]
             if self.threads is not None:
                 stream.thread_type = "AUTO"
@@ -265,9 +278,20 @@ class VideoSource(FrameSource):
         first_index: Optional[int] = None
         last_index: Optional[int] = None
         last_frame: Any = None
+        resume = self._resume_index
+        continuing = (
+            not from_start and self._decoder is not None and resume is not None
+            and resume < first <= resume + self.FORWARD_GAP
+        )
         try:
-            self._container.seek(target_pts, stream=stream, backward=True, any_frame=False)
-            for frame in self._container.decode(stream):
+            if continuing:
+                last_index = resume  # frames without pts keep counting from where the last read stopped
+            else:
+                self._decoder = None
+                self._container.seek(target_pts, stream=stream, backward=True, any_frame=False)
+                self._decoder = self._container.decode(stream)
+            self._resume_index = None  # only a read that completes may be continued
+            for frame in self._decoder:
                 if frame.pts is None:
                     index = (last_index + 1) if last_index is not None else 0
                 else:
@@ -278,8 +302,12 @@ class VideoSource(FrameSource):
                 if index in wanted_set:
                     collected[index] = frame
                 if index >= last:
+                    self._resume_index = index
                     break
+            else:
+                self._decoder = None  # end of stream: the next read seeks again
         except (av.FFmpegError, EOFError) as exc:
+            self._decoder = None
             # A truncated/corrupt tail: keep what decoded; _assemble decides whether that is enough.
             if last_frame is None:
                 raise _video_error(self.path, f"cannot decode frames ({_ffmpeg_reason(exc)})") from exc
