@@ -41,8 +41,14 @@ def test_pretrain_adapt_finetune_chain(tmp_path: Path, cache: Path) -> None:
     run_cli("pretrain", "--config", SMOKE, f"run_dir={run}", cache=cache)
     pre = json.loads((run / "pretrain" / "metrics.json").read_text())
     assert _in_unit(pre["mAP"]) and _in_unit(pre["top50"])
-    for name in ("config.yaml", "model.pt", "val_detections.csv", "checkpoints/last.ckpt", "checkpoints/best.ckpt",
-                 "logs/metrics.csv"):
+    for name in (
+        "config.yaml",
+        "model.pt",
+        "val_detections.csv",
+        "checkpoints/last.ckpt",
+        "checkpoints/best.ckpt",
+        "logs/metrics.csv",
+    ):
         assert (run / "pretrain" / name).is_file(), name
     assert list((run / "pretrain" / "logs").glob("events.out.tfevents.*"))
 
@@ -123,3 +129,27 @@ def test_synth_cli_writes_readable_world(tmp_path: Path, cache: Path) -> None:
     assert len(gt) > 0 and gt.timestamps.min() >= 902
     assert len(read_ava_csv(ann / "ava_val_predicted_boxes.csv", "boxes")) > 0
     assert list((out / "ava" / "videos").glob("*.mp4"))
+
+
+@pytest.mark.e2e
+def test_finetune_validates_on_detector_boxes(tmp_path: Path, cache: Path) -> None:
+    """Validation on a person detector's boxes (AVA practice), scored against the GT rows."""
+    run = tmp_path / "run"
+    run_cli(
+        "finetune",
+        "--config",
+        SMOKE,
+        f"run_dir={run}",
+        "data.target.val_boxes=annotations/ava_val_predicted_boxes.csv",
+        "data.target.val_box_threshold=0.5",
+        cache=cache,
+    )
+    fine = json.loads((run / "finetune" / "metrics.json").read_text())
+    assert _in_unit(fine["mAP"])
+    det_rows = (run / "finetune" / "val_detections.csv").read_text().splitlines()
+    gt_boxes = {
+        tuple(r.split(",")[:6])
+        for r in (next(cache.glob("tiny-*")) / "ava" / "annotations" / "ava_val_v2.2.csv").read_text().splitlines()
+    }
+    det_boxes = {tuple(r.split(",")[:6]) for r in det_rows}
+    assert det_boxes and det_boxes != gt_boxes  # scored boxes are the detector's, not the GT's
