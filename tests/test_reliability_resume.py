@@ -1,8 +1,10 @@
 """Resume anywhere: real CLI runs are SIGKILLed at several points and re-run with the same command; the final
 weights and metrics must equal those of an uninterrupted run bit for bit (CPU, trainer.deterministic=true).
 
-Kill points: pretrain mid-training (after its first epoch checkpoint), adapt mid pseudo-labelling, adapt mid
-round training (after the round's first epoch checkpoint) and adapt between rounds. Fast companions check the
+Kill points: pretrain mid-training (after its first epoch checkpoint; SEAL-clip detection and generic-clip
+classification), adapt mid pseudo-labelling, adapt mid
+round training (after the round's first epoch checkpoint), adapt between rounds, the tubes stage mid feature
+extraction and mid temporal-detector training. Fast companions check the
 pieces the guarantee rests on: atomic writes under kill -9, the per-stage lock, skipping finished stages.
 """
 
@@ -133,6 +135,21 @@ def test_pretrain_killed_mid_training_resumes_bit_identical(reference: Path, tmp
 
 
 @pytest.mark.e2e
+def test_clip_classification_pretrain_killed_mid_training_resumes_bit_identical(
+    tmp_path: Path, tiny_world: Path
+) -> None:
+    """`pretrain task=classification` (the generic-clip init) resumes like detection: epoch-seeded order and views."""
+    ref_dir, run_dir = tmp_path / "reference", tmp_path / "run"
+    _run(_command("pretrain", ref_dir, tiny_world.parent, "task=classification"))
+    cmd = _command("pretrain", run_dir, tiny_world.parent, "task=classification")
+    _run_until_killed(cmd, _file_appears(run_dir / "pretrain" / "checkpoints" / "last.ckpt"))
+    assert not (run_dir / "pretrain" / "metrics.json").exists()
+    assert "resuming from" in _run(cmd)
+    _assert_same_weights(ref_dir / "pretrain" / "model.pt", run_dir / "pretrain" / "model.pt")
+    _assert_same_metrics(ref_dir, run_dir, "pretrain")
+
+
+@pytest.mark.e2e
 def test_adapt_killed_at_several_points_ends_bit_identical(reference: Path, tmp_path: Path, tiny_world: Path) -> None:
     run_dir = tmp_path / "run"
     shutil.copytree(reference / "pretrain", run_dir / "pretrain")
@@ -157,6 +174,62 @@ def test_adapt_killed_at_several_points_ends_bit_identical(reference: Path, tmp_
         ref_stats = json.loads((ref_round / "stats.json").read_text())
         new_stats = json.loads((new_round / "stats.json").read_text())
         assert _comparable(ref_stats, reference) == _comparable(new_stats, run_dir)
+
+
+# Coarse tube windows and a tiny temporal detector (as in test_tubes_cli.py); 3 epochs so a kill lands mid-training.
+TUBES_FAST = [
+    "tubes.slowfast.fps=20", "tubes.slowfast.window=8", "tubes.slowfast.stride=20", "tubes.slowfast.short_side=48",
+    "tubes.second.fps=10", "tubes.second.window=4", "tubes.second.stride=10", "tubes.second.short_side=48",
+    "tubes.experiments=[aa:slowfast,ca:second+slowfast]", "tubes.train.epochs=3", "tubes.train.batch_size=2",
+    "tubes.tad.hidden=16", "tubes.tad.levels=2", "tubes.tad.head_layers=1", "tubes.tad.roi_bins=4",
+    "tubes.progress=false", "tubes.device=cpu",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tubes_reference(reference: Path, tmp_path_factory: pytest.TempPathFactory, tiny_world: Path) -> Path:
+    """The tubes stage (extract → train → evaluate) without interruption, from the reference pretrain."""
+    run_dir = tmp_path_factory.mktemp("tubes_reference") / "run"
+    shutil.copytree(reference / "pretrain", run_dir / "pretrain")
+    _run(_command("tubes", run_dir, tiny_world.parent, *TUBES_FAST))
+    return run_dir
+
+
+def _feature_files(run_dir: Path) -> dict[str, bytes]:
+    root = run_dir / "tubes" / "features"
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.e2e
+def test_tubes_killed_mid_extraction_and_mid_training_ends_bit_identical(
+    tubes_reference: Path, tmp_path: Path, tiny_world: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(tubes_reference / "pretrain", run_dir / "pretrain")
+    cmd = _command("tubes", run_dir, tiny_world.parent, *TUBES_FAST)
+    features = run_dir / "tubes" / "features"
+    expected = _feature_files(tubes_reference)
+    # 1. mid feature extraction: tubes already written stay, the rest are extracted on the re-run
+    _run_until_killed(cmd, lambda _out: len(list((features / "slowfast").glob("*.npy"))) >= 2)
+    done = {s: len(list((features / s).glob("*.npy"))) for s in ("slowfast", "second")}
+    total = {s: sum(n.startswith(f"{s}/") and n.endswith(".npy") for n in expected) for s in ("slowfast", "second")}
+    assert 2 <= done["slowfast"] + done["second"] < total["slowfast"] + total["second"]
+    # 2. mid training of the first experiment, after its first epoch checkpoint
+    aa_dir = run_dir / "tubes" / "aa" / "slowfast"
+    out = _run_until_killed(cmd, _file_appears(aa_dir / "checkpoints" / "last.ckpt"))
+    for s in ("slowfast", "second"):
+        assert f"{s}: {total[s] - done[s]} tubes written, {done[s]} already there" in out
+    assert not (aa_dir / "model.pt").exists()
+    out = _run(cmd)
+    assert "resuming from" in out
+    assert not list(features.rglob("*.tmp")), "a killed write left a temporary file among the features"
+    assert _feature_files(run_dir) == expected
+    for exp in ("aa/slowfast", "ca/second+slowfast"):
+        _assert_same_weights(tubes_reference / "tubes" / exp / "model.pt", run_dir / "tubes" / exp / "model.pt")
+    ref = json.loads((tubes_reference / "tubes" / "metrics.json").read_text())
+    new = json.loads((run_dir / "tubes" / "metrics.json").read_text())
+    ref.pop("extraction"), new.pop("extraction")  # written/skipped counts differ by design after a kill
+    assert _comparable(ref, tubes_reference) == _comparable(new, run_dir)
 
 
 # ------------------------------------------------------------------------------------- fast companions

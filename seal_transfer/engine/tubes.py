@@ -22,7 +22,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 from omegaconf import OmegaConf
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from seal_transfer.data.formats.activitynet import TadSegments, write_activitynet_predictions
 from seal_transfer.data.formats.seal import SealTubes
@@ -237,6 +237,10 @@ class TubeDataset(Dataset):
                 self.lengths.append(int(json.loads(grid_file.read_text())["num"]))
         self.missing = len(split.tubes) - len(self.items)
 
+    def set_epoch(self, epoch: int) -> None:
+        """Crop offsets are drawn from (seed, epoch, tube): a resumed run crops as an uninterrupted one."""
+        self.epoch = int(epoch)
+
     def __len__(self) -> int:
         return len(self.items)
 
@@ -315,12 +319,6 @@ def tad_module_class() -> Any:
             self.model = TemporalDetector(in_channels, num_classes, multilabel, TadConfig(**tad))
             self.train_cfg = TadTrainConfig(**train)
 
-        def on_train_epoch_start(self) -> None:
-            loader = self.trainer.train_dataloader
-            dataset = getattr(loader, "dataset", None)
-            if isinstance(dataset, TubeDataset):
-                dataset.epoch = self.current_epoch
-
         def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
             targets = [{k: v.to(self.device) for k, v in t.items()} for t in batch["targets"]]
             losses = self.model.loss(batch["x"], batch["mask"], targets)
@@ -354,6 +352,7 @@ def train_experiment(cfg: Any, tc: TubesConfig, exp: Experiment, split: TaskSpli
     """Train one experiment (resumes from checkpoints/last.ckpt); exports out_dir/model.pt."""
     import lightning as L
 
+    from seal_transfer.data.datamodules import KeyframeDataModule
     from seal_transfer.engine.fit import (
         build_trainer,
         ensure_best_checkpoint,
@@ -370,14 +369,19 @@ def train_experiment(cfg: Any, tc: TubesConfig, exp: Experiment, split: TaskSpli
     in_channels = int(dataset[0]["x"].shape[0])
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     module = tad_module_class()(in_channels, len(split.class_names), split.multilabel, asdict(tc.tad), asdict(tc.train))
-    loader = DataLoader(dataset, batch_size=tc.train.batch_size, shuffle=True, num_workers=0,
-                        collate_fn=_Collate(module.model.length_multiple), drop_last=False)
+    # The epoch-seeded data module (shared with the keyframe stages) makes shuffle order and crops a function of
+    # (seed, epoch), so a run resumed from last.ckpt trains exactly as an uninterrupted one.
+    data = KeyframeDataModule(dataset, None, tc.train.batch_size, num_workers=0,
+                              collate_fn=_Collate(module.model.length_multiple))
     trainer = build_trainer(cfg, out_dir, monitor=None, max_epochs=tc.train.epochs,
                             gradient_clip_val=tc.train.gradient_clip, limit_val_batches=0,
                             num_sanity_val_steps=0, precision="32-true")
     started = time.time()
+    resume = resume_checkpoint(out_dir)
+    if resume is not None:
+        print(f"[tubes] {exp.name}: resuming from {resume}")
     with translate_training_errors():
-        trainer.fit(module, train_dataloaders=loader, ckpt_path=_optional_str(resume_checkpoint(out_dir)))
+        trainer.fit(module, datamodule=data, ckpt_path=_optional_str(resume))
     ensure_best_checkpoint(out_dir)
     meta = {"task": exp.task, "streams": list(exp.streams), "in_channels": in_channels,
             "num_classes": len(split.class_names), "multilabel": split.multilabel, "class_names": split.class_names,
