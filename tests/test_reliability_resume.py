@@ -10,6 +10,7 @@ pieces the guarantee rests on: atomic writes under kill -9, the per-stage lock, 
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -132,6 +133,13 @@ def test_pretrain_killed_mid_training_resumes_bit_identical(reference: Path, tmp
     assert "resuming from" in out
     _assert_same_weights(reference / "pretrain" / "model.pt", run_dir / "pretrain" / "model.pt")
     _assert_same_metrics(reference, run_dir, "pretrain")
+    # the training log keeps the killed attempt's epoch next to the resumed one
+    assert _logged_epochs(run_dir / "pretrain") == _logged_epochs(reference / "pretrain") == {0, 1}
+
+
+def _logged_epochs(stage_dir: Path) -> set[int]:
+    with (stage_dir / "logs" / "metrics.csv").open(newline="") as handle:
+        return {int(row["epoch"]) for row in csv.DictReader(handle) if row.get("epoch")}
 
 
 @pytest.mark.e2e
@@ -292,6 +300,26 @@ def test_finished_stage_is_not_redone(tmp_path: Path, capsys: pytest.CaptureFixt
     assert code == 0 and "already finished" in out and "force=true" in out
     assert (stage / "metrics.json").read_text() == '{"mAP": 0.5}\n'
     assert not (stage / "config.yaml").exists()  # nothing was rewritten
+
+
+def test_resumed_csv_log_appends_to_the_interrupted_runs_rows(tmp_path: Path) -> None:
+    from lightning.pytorch.loggers import CSVLogger
+
+    from seal_transfer.engine.fit import AppendingCSVLogger
+
+    first = CSVLogger(tmp_path, name="logs", version="")
+    first.log_metrics({"train/loss": 1.0, "epoch": 0}, step=0)
+    first.save()
+    resumed = AppendingCSVLogger(tmp_path, name="logs", version="")
+    resumed.log_metrics({"train/loss": 0.5, "val/mAP": 0.2, "epoch": 1}, step=5)  # a new column too
+    resumed.save()
+    with (tmp_path / "logs" / "metrics.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["epoch"], r["train/loss"], r["val/mAP"]) for r in rows] == [("0", "1.0", ""), ("1", "0.5", "0.2")]
+    fresh = CSVLogger(tmp_path, name="logs", version="")  # a fresh (not resumed) run starts the file over
+    fresh.log_metrics({"train/loss": 9.0}, step=0)
+    fresh.save()
+    assert (tmp_path / "logs" / "metrics.csv").read_text().count("\n") == 2
 
 
 def test_epoch_sampler_order_is_a_function_of_seed_and_epoch() -> None:

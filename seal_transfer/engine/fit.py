@@ -4,6 +4,7 @@ and the files every stage leaves behind (checkpoints/{last,best}.ckpt, model.pt,
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
 import os
 import warnings
@@ -14,6 +15,8 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import OmegaConf
 
@@ -55,7 +58,9 @@ def build_trainer(cfg: Any, out_dir: Path, monitor: Optional[str], mode: str = "
         ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1, enable_version_counter=False)
     )
     callbacks.append(EpochSeed(int(cfg.seed)))
-    loggers = [CSVLogger(out_dir, name="logs", version=""), TensorBoardLogger(out_dir, name="logs", version="")]
+    csv_logger = (AppendingCSVLogger if resume_checkpoint(out_dir) is not None else CSVLogger)(
+        out_dir, name="logs", version="")
+    loggers = [csv_logger, TensorBoardLogger(out_dir, name="logs", version="")]
     kwargs = trainer_kwargs(cfg.trainer)
     kwargs.update(overrides)
     # Fresh loaders each epoch: Lightning builds the first train iterator before a resumed run's loop state is
@@ -68,6 +73,28 @@ def build_trainer(cfg: Any, out_dir: Path, monitor: Optional[str], mode: str = "
         return L.Trainer(
             default_root_dir=out_dir, callbacks=callbacks, logger=loggers, plugins=[AtomicCheckpointIO()], **kwargs
         )
+
+
+class _AppendingWriter(ExperimentWriter):
+    """Lightning's writer deletes an existing metrics.csv; a resumed run keeps the interrupted run's rows (rows of
+    the epoch that was cut short appear twice: once from the killed attempt, once from the resumed one)."""
+
+    def _check_log_dir_exists(self) -> None:
+        if self._fs.isfile(self.metrics_file_path):
+            with self._fs.open(self.metrics_file_path, "r", newline="") as handle:
+                self.metrics_keys = sorted(next(csv.reader(handle), []))
+
+
+class AppendingCSVLogger(CSVLogger):
+    """CSVLogger for a run resumed from last.ckpt: appends to logs/metrics.csv instead of starting it over."""
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _AppendingWriter(log_dir=self.log_dir)
+        return self._experiment
 
 
 class EpochSeed(Callback):
