@@ -169,16 +169,18 @@ def _reference_jitter(clip01: torch.Tensor, strength: float, rng: np.random.Gene
     return x
 
 
-@pytest.mark.parametrize("seed", range(12))
-def test_color_jitter_matches_clamp_after_every_op_reference(seed: int) -> None:
-    """Skipping the clamps that cannot bite (factor <= 1) and working on the 0..255 scale change no value."""
+@pytest.mark.parametrize("strength", [0.4, 1.0, 1.5])
+@pytest.mark.parametrize("seed", range(8))
+def test_color_jitter_matches_clamp_after_every_op_reference(seed: int, strength: float) -> None:
+    """Brightness/contrast as a pending affine map, clamps skipped where they cannot bite (factor <= 1) and the
+    0..255 scale change no value beyond float rounding."""
     frames = np.random.default_rng(100 + seed).integers(0, 256, size=(FRAMES, HEIGHT, WIDTH, 3), dtype=np.uint8)
-    jittered = ClipTransform(small_config(color_jitter=0.4), train=True)
+    jittered = ClipTransform(small_config(color_jitter=strength), train=True)
     plain = ClipTransform(small_config(color_jitter=0.0), train=True)
     got, _ = jittered(frames, None, np.random.default_rng(seed))
     rng = np.random.default_rng(seed)
     base, _ = plain(frames, None, rng)  # same geometry draws; `rng` is left where the jitter draws start
-    expected = (_reference_jitter(base * STD + MEAN, 0.4, rng) - MEAN) / STD
+    expected = (_reference_jitter(base * STD + MEAN, strength, rng) - MEAN) / STD
     assert torch.allclose(got, expected, atol=1e-4), (got - expected).abs().max()
 
 
@@ -208,3 +210,17 @@ def test_uint8_resize_stays_within_a_grey_level_of_float_resize() -> None:
         ).permute(1, 0, 2, 3)
         got = clip * STD + MEAN
         assert (got * 255 - expected).abs().max() <= 1.0 + 1e-3  # uint8 kernel: fixed-point weights, rounding
+
+
+def test_color_jitter_survives_a_zero_factor() -> None:
+    """A factor of exactly 0 (possible with strength >= 1) makes the pending scale 0; a later clamp must cope."""
+    from seal_transfer.data.transforms import _Affine
+
+    x = torch.rand(3, 2, 4, 4) * 255
+    expected = (x.double().mean(dim=(2, 3)) * torch.tensor([[0.299], [0.587], [0.114]])).sum(0) * 1.5
+    values = _Affine(x)  # works on x in place
+    values.contrast(0.0)  # every pixel becomes its frame's mean grey
+    values.brightness(1.5)
+    values.clamp(255.0)
+    result = values.scale * x.double() + values.shift.view(1, -1, 1, 1)
+    assert torch.allclose(result, expected.clamp(max=255).view(1, -1, 1, 1).expand_as(result), atol=1e-3)

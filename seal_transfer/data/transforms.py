@@ -17,7 +17,8 @@ Speed decisions (measured in results/perf.md, "Data pipeline"):
 - the resize runs on uint8, channels-last, the whole clip in one `F.interpolate` call (frames as the batch axis);
   only its output is converted to float, straight into the `(3, T, h, w)` output layout, and colour jitter and
   normalisation then work in place on that one copy, on the 0..255 scale (the /255 is part of the
-  normalisation).
+  normalisation). Brightness and contrast are kept as a pending per-frame affine map folded into the
+  normalisation (see `_Affine`), so the jitter touches the clip only for saturation and the clamps that can bite.
 """
 
 from __future__ import annotations
@@ -163,31 +164,63 @@ def _grayscale(clip_ctHW: torch.Tensor) -> torch.Tensor:
     return clip_ctHW[0].mul(_LUMA[0]).add_(clip_ctHW[1], alpha=_LUMA[1]).add_(clip_ctHW[2], alpha=_LUMA[2])
 
 
-def _color_jitter(clip_ctHW: torch.Tensor, strength: float, rng: np.random.Generator, top: float) -> torch.Tensor:
+class _Affine:
+    """The clip's values as `scale * x + shift[t]` (one scale, one shift per frame, the same for all channels) of
+    a raw float clip `x`: brightness and contrast only change `scale`/`shift`, so they cost no pass over the clip.
+
+    Saturation commutes with such an affine map (grey is linear and the luma weights sum to 1), so it is applied
+    to `x` directly; a clamp of the values to [0, top] is a clamp of `x` to per-frame bounds.
+    """
+
+    def __init__(self, clip_ctHW: torch.Tensor) -> None:
+        self.x = clip_ctHW
+        self.scale = 1.0
+        self.shift = torch.zeros(clip_ctHW.shape[1], dtype=torch.float64)
+
+    def brightness(self, factor: float) -> None:
+        self.scale *= factor
+        self.shift *= factor
+
+    def contrast(self, factor: float) -> None:
+        """Blend with each frame's mean grey level (from the channel means: grey is linear in the channels)."""
+        means = self.x.mean(dim=(2, 3)).double()  # (3, T); a float64 reduction would be ~20x slower
+        mean_grey = self.scale * (means[0] * _LUMA[0] + means[1] * _LUMA[1] + means[2] * _LUMA[2]) + self.shift
+        self.scale *= factor
+        self.shift = factor * self.shift + (1.0 - factor) * mean_grey
+
+    def saturation(self, factor: float) -> None:
+        """Blend with the grey image, one pass: lerp(grey, x, f) = f * x + (1 - f) * grey."""
+        torch.lerp(_grayscale(self.x), self.x, factor, out=self.x)
+
+    def clamp(self, top: float) -> None:
+        if self.scale == 0.0:  # every value is its frame's shift: make x carry it
+            self.x.zero_()
+            self.scale = 1.0
+        low = (-self.shift / self.scale).tolist()
+        high = ((top - self.shift) / self.scale).tolist()
+        if len(set(low)) == 1 and len(set(high)) == 1:  # no per-frame shift (yet): one clamp
+            self.x.clamp_(low[0], high[0])
+            return
+        for frame, (lo, hi) in enumerate(zip(low, high)):  # scalar bounds per frame: ~5x faster than tensor bounds
+            self.x[:, frame].clamp_(lo, hi)
+
+
+def _color_jitter(clip: _Affine, strength: float, rng: np.random.Generator, top: float) -> None:
     """Brightness, contrast, saturation in a random order, ONE draw for the whole clip (torchvision semantics).
 
     One draw per clip keeps the clip temporally coherent: per-frame jitter would be a flicker the model sees as
-    motion. `clip_ctHW` is `(3, T, H, W)` with values in [0, top], changed in place. Each op is clamped to
-    [0, top] like torchvision's, but only when its factor exceeds 1: with a factor <= 1 every op is a convex
-    blend of values already in range (the image, its grey, its mean grey), so that clamp would change nothing.
-    The contrast op's mean grey level is computed from the channel means (grey is linear in the channels).
+    motion. Values stay in [0, top]: each op is clamped like torchvision's, but only when its factor exceeds 1 -
+    with a factor <= 1 every op is a convex blend of values already in range (the image, its grey, its mean
+    grey), so that clamp would change nothing.
     """
     low = max(0.0, 1.0 - strength)
     factors = rng.uniform(low, 1.0 + strength, size=3)
+    ops = (clip.brightness, clip.contrast, clip.saturation)
     for op in rng.permutation(3):
         factor = float(factors[op])
-        if op == 0:  # brightness
-            clip_ctHW.mul_(factor)
-        elif op == 1:  # contrast: blend with each frame's mean grey level
-            channel_means = clip_ctHW.mean(dim=(2, 3))  # (3, T)
-            mean_grey = channel_means[0] * _LUMA[0] + channel_means[1] * _LUMA[1] + channel_means[2] * _LUMA[2]
-            clip_ctHW.mul_(factor).add_(mean_grey.mul_(1.0 - factor).view(1, -1, 1, 1))
-        else:  # saturation: blend with the grey image
-            grey = _grayscale(clip_ctHW)  # before the in-place scaling below
-            clip_ctHW.mul_(factor).add_(grey.mul_(1.0 - factor))
+        ops[op](factor)
         if factor > 1.0:
-            clip_ctHW.clamp_(0.0, top)
-    return clip_ctHW
+            clip.clamp(top)
 
 
 class ClipTransform:
@@ -197,11 +230,9 @@ class ClipTransform:
         cfg.validate()
         self.cfg = cfg
         self.train = train
-        # (x / top - mean) / std = x * scale - shift, per value range `top` (255 for uint8 input), shaped for the
-        # (3, T, H, W) working layout.
-        mean = torch.tensor(cfg.mean, dtype=torch.float64).view(3, 1, 1, 1)
-        std = torch.tensor(cfg.std, dtype=torch.float64).view(3, 1, 1, 1)
-        self._normalise = {top: ((1.0 / (top * std)).float(), (mean / std).float()) for top in (1.0, 255.0)}
+        # Shaped for the (3, T, H, W) working layout.
+        self._mean = torch.tensor(cfg.mean, dtype=torch.float64).view(3, 1, 1, 1)
+        self._std = torch.tensor(cfg.std, dtype=torch.float64).view(3, 1, 1, 1)
 
     def __call__(
         self, frames: ClipInput, boxes: Optional[ClipArray], rng: Optional[np.random.Generator] = None
@@ -219,14 +250,16 @@ class ClipTransform:
             if rng is None:
                 raise ValueError("ClipTransform(train=True) needs an np.random.Generator")
             pixels, box_px = self._train_geometry(clip, box_array, rng)
-            out, top = _planar_float(pixels)
-            if self.cfg.color_jitter > 0:
-                out = _color_jitter(out, self.cfg.color_jitter, rng, top)
         else:
             pixels, box_px = self._eval_geometry(clip, box_array)
-            out, top = _planar_float(pixels)
-        scale, shift = self._normalise[top]
-        out.mul_(scale).sub_(shift)  # in place: `out` is this call's own float copy
+        out, top = _planar_float(pixels)
+        values = _Affine(out)
+        if self.train and self.cfg.color_jitter > 0:
+            _color_jitter(values, self.cfg.color_jitter, rng, top)
+        # (values / top - mean) / std = x * (scale / (top * std)) + (shift / top - mean) / std: two in-place passes
+        # over this call's own float copy, whatever the jitter did.
+        out.mul_((values.scale / (top * self._std)).float())
+        out.add_(((values.shift.view(1, -1, 1, 1) / top - self._mean) / self._std).float())
         return out, torch.from_numpy(box_px.astype(np.float32))
 
     def _eval_geometry(self, clip: _Frames, boxes: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
