@@ -76,3 +76,15 @@ def test_decoders_use_one_thread_inside_dataloader_workers(tmp_path: Path, monke
     monkeypatch.setattr(datasets, "get_worker_info", lambda: object())  # type: ignore[attr-defined]
     assert _dataset(tmp_path)._source("v").threads == 1
     assert _dataset(tmp_path, decoder_threads=3)._source("v").threads == 3
+
+
+def test_worker_setup_keeps_freed_memory_and_is_wired_into_the_loaders() -> None:
+    import sys
+
+    from seal_transfer.data.datamodules import KeyframeDataModule
+    from seal_transfer.data.workers import decode_worker_init, keep_freed_memory
+
+    if sys.platform.startswith("linux"):
+        assert keep_freed_memory() is True  # glibc's mallopt accepted both thresholds
+    loader = KeyframeDataModule(None, None, batch_size=2, num_workers=2)._loader(list(range(4)), shuffle=False)
+    assert loader.worker_init_fn is decode_worker_init
