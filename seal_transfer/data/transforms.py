@@ -53,9 +53,8 @@ class AugmentConfig:
     mean: list[float] = field(default_factory=lambda: [0.45, 0.45, 0.45])
     std: list[float] = field(default_factory=lambda: [0.225, 0.225, 0.225])
     eval_short_side: int = 256
-    # Antialiased resize: on uint8 channels-last frames it costs about the same as plain bilinear, and frames now
-    # reach the transform at up to 2.5x the needed size (datasets.KeyframeDataset.FULL_SIZE_RATIO).
-    antialias: bool = True
+    # Frames reach the transform at up to 2.5x the needed size (datasets.KeyframeDataset.FULL_SIZE_RATIO).
+    antialias: bool = True  # antialiased resize; on uint8 frames it costs about the same as plain bilinear
 
     def validate(self) -> None:
         """Reject settings that would make the crop impossible or the normalisation meaningless."""
