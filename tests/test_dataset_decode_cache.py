@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from seal_transfer.data.datasets import ClipSpec, KeyframeDataset, build_keyframe_index
 from seal_transfer.data.formats.ava import AvaTable, VideoTiming
@@ -46,8 +47,44 @@ def test_frame_cache_returns_identical_clips_and_decodes_shared_frames_once(tmp_
     assert len(cached._frames) <= cached.cache_frames
 
 
-def test_decodes_at_the_transform_short_side_without_upscaling(tmp_path: Path) -> None:
+def test_decodes_at_the_transform_short_side_only_for_much_larger_videos(tmp_path: Path) -> None:
     ds = _dataset(tmp_path)
-    assert ds.decode(0).shape[1:3] == (32, 43)  # eval short side 32 from 48x64
+    # 48x64 source: short side 48 is within FULL_SIZE_RATIO (2.5) of eval short side 32 -> full-size frames
+    # (unscaled RGB conversion is the cheap one; the transform's resize shrinks the frames)
+    assert ds._decode_short_side(ds._source("v")) is None
+    assert ds.decode(0).shape[1:3] == (48, 64)
+    ds.transform.cfg.eval_short_side = 16  # 48 > 2.5 * 16: decoded straight to short side 16
+    assert ds._decode_short_side(ds._source("v")) == 16
+    assert ds.decode(0).shape[1:3] == (16, 21)
     ds.transform.cfg.eval_short_side = 96
     assert ds._decode_short_side(ds._source("v")) is None  # never upscaled at decode time
+
+
+def test_items_from_cached_frame_lists_match_stacked_clips(tmp_path: Path) -> None:
+    """__getitem__ hands the transform the cache's frame list; the result equals transforming the stacked clip."""
+    cached, plain = _dataset(tmp_path), _dataset(tmp_path, cache_frames=0)
+    for i in range(len(cached)):
+        (slow, fast), boxes = cached[i]["views"][0]
+        expected, expected_boxes = plain.transform(plain.decode(i), plain.index.boxes[plain.index.boxes_of(i)])
+        assert torch.equal(fast, expected) and torch.equal(boxes, expected_boxes)
+
+
+def test_decoders_use_one_thread_inside_dataloader_workers(tmp_path: Path, monkeypatch: object) -> None:
+    import seal_transfer.data.datasets as datasets
+
+    assert _dataset(tmp_path)._source("v").threads is None  # main process: FFmpeg's choice
+    monkeypatch.setattr(datasets, "get_worker_info", lambda: object())  # type: ignore[attr-defined]
+    assert _dataset(tmp_path)._source("v").threads == 1
+    assert _dataset(tmp_path, decoder_threads=3)._source("v").threads == 3
+
+
+def test_worker_setup_keeps_freed_memory_and_is_wired_into_the_loaders() -> None:
+    import sys
+
+    from seal_transfer.data.datamodules import KeyframeDataModule
+    from seal_transfer.data.workers import decode_worker_init, keep_freed_memory
+
+    if sys.platform.startswith("linux"):
+        assert keep_freed_memory() is True  # glibc's mallopt accepted both thresholds
+    loader = KeyframeDataModule(None, None, batch_size=2, num_workers=2)._loader(list(range(4)), shuffle=False)
+    assert loader.worker_init_fn is decode_worker_init

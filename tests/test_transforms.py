@@ -149,3 +149,78 @@ def test_train_needs_rng_and_config_is_validated() -> None:
         ClipTransform(small_config(crop_size=200), train=True)
     with pytest.raises(UserError, match="min_short_side"):
         ClipTransform(small_config(min_short_side=200, max_short_side=100), train=True)
+
+
+def _reference_jitter(clip01: torch.Tensor, strength: float, rng: np.random.Generator) -> torch.Tensor:
+    """torchvision-style colour jitter on a (3, T, H, W) [0, 1] clip: clamp after EVERY op, grey mean per frame."""
+    luma = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1, 1)
+    factors = rng.uniform(max(0.0, 1.0 - strength), 1.0 + strength, size=3)
+    x = clip01.clone()
+    for op in rng.permutation(3):
+        f = float(factors[op])
+        grey = (x * luma).sum(dim=0, keepdim=True)
+        if op == 0:
+            x = x * f
+        elif op == 1:
+            x = x * f + grey.mean(dim=(2, 3), keepdim=True) * (1 - f)
+        else:
+            x = x * f + grey * (1 - f)
+        x = x.clamp(0.0, 1.0)
+    return x
+
+
+@pytest.mark.parametrize("strength", [0.4, 1.0, 1.5])
+@pytest.mark.parametrize("seed", range(8))
+def test_color_jitter_matches_clamp_after_every_op_reference(seed: int, strength: float) -> None:
+    """Brightness/contrast as a pending affine map, clamps skipped where they cannot bite (factor <= 1) and the
+    0..255 scale change no value beyond float rounding."""
+    frames = np.random.default_rng(100 + seed).integers(0, 256, size=(FRAMES, HEIGHT, WIDTH, 3), dtype=np.uint8)
+    jittered = ClipTransform(small_config(color_jitter=strength), train=True)
+    plain = ClipTransform(small_config(color_jitter=0.0), train=True)
+    got, _ = jittered(frames, None, np.random.default_rng(seed))
+    rng = np.random.default_rng(seed)
+    base, _ = plain(frames, None, rng)  # same geometry draws; `rng` is left where the jitter draws start
+    expected = (_reference_jitter(base * STD + MEAN, strength, rng) - MEAN) / STD
+    assert torch.allclose(got, expected, atol=1e-4), (got - expected).abs().max()
+
+
+def test_frame_sequence_input_matches_stacked_clip() -> None:
+    """A dataset hands over its cached frames as a list; the result must equal the stacked clip's, train and eval."""
+    frames = np.random.default_rng(0).integers(0, 256, size=(FRAMES, HEIGHT, WIDTH, 3), dtype=np.uint8)
+    box = np.array([[0.2, 0.1, 0.7, 0.9]])
+    for train in (True, False):
+        transform = ClipTransform(small_config(color_jitter=0.4, flip_prob=0.5), train=train)
+        for seed in range(6):
+            clip_a, boxes_a = transform(frames, box, np.random.default_rng(seed))
+            clip_b, boxes_b = transform(list(frames), box, np.random.default_rng(seed))
+            clip_c, _ = transform(torch.from_numpy(frames), box, np.random.default_rng(seed))
+            assert torch.equal(clip_a, clip_b) and torch.equal(boxes_a, boxes_b) and torch.equal(clip_a, clip_c)
+    with pytest.raises(ValueError, match="one shape"):
+        transform([frames[0], frames[1, :10]], None)
+
+
+def test_uint8_resize_stays_within_a_grey_level_of_float_resize() -> None:
+    """The resize runs on uint8 (fast); it may differ from a float resize only by its final rounding."""
+    frames = np.random.default_rng(1).integers(0, 256, size=(FRAMES, HEIGHT, WIDTH, 3), dtype=np.uint8)
+    for antialias in (False, True):
+        clip, _ = ClipTransform(small_config(antialias=antialias), train=False)(frames, None)
+        as_float = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
+        expected = torch.nn.functional.interpolate(
+            as_float, size=(96, 128), mode="bilinear", align_corners=False, antialias=antialias
+        ).permute(1, 0, 2, 3)
+        got = clip * STD + MEAN
+        assert (got * 255 - expected).abs().max() <= 1.0 + 1e-3  # uint8 kernel: fixed-point weights, rounding
+
+
+def test_color_jitter_survives_a_zero_factor() -> None:
+    """A factor of exactly 0 (possible with strength >= 1) makes the pending scale 0; a later clamp must cope."""
+    from seal_transfer.data.transforms import _Affine
+
+    x = torch.rand(3, 2, 4, 4) * 255
+    expected = (x.double().mean(dim=(2, 3)) * torch.tensor([[0.299], [0.587], [0.114]])).sum(0) * 1.5
+    values = _Affine(x)  # works on x in place
+    values.contrast(0.0)  # every pixel becomes its frame's mean grey
+    values.brightness(1.5)
+    values.clamp(255.0)
+    result = values.scale * x.double() + values.shift.view(1, -1, 1, 1)
+    assert torch.allclose(result, expected.clamp(max=255).view(1, -1, 1, 1).expand_as(result), atol=1e-3)

@@ -263,3 +263,13 @@ def test_pack_pathways_matches_pyslowfast_linspace() -> None:
     assert slow[0, 0, 0, 0] == 0 and slow[0, -1, 0, 0] == 31
     with pytest.raises(ValueError):
         pack_pathways(clip[:, :3], alpha=4)
+
+
+def test_read_frames_returns_the_frames_of_read_unstacked(coded_mp4: Path) -> None:
+    indices = np.array([9, 3, 3, 50, 130])
+    frames = VideoSource(coded_mp4).read_frames(indices)
+    assert isinstance(frames, list) and len(frames) == len(indices)
+    np.testing.assert_array_equal(np.stack(frames), VideoSource(coded_mp4).read(indices))
+    assert decode_indices(np.stack(frames)).tolist() == [9, 3, 3, 50, 119]
+    small = VideoSource(coded_mp4).read_frames(np.array([7]), short_side=16)
+    assert small[0].shape == (16, 64, 3) and decode_indices(small[0][None]).tolist() == [7]

@@ -22,6 +22,7 @@ from seal_transfer.data.datasets import (
 from seal_transfer.data.domains import DomainSplit
 from seal_transfer.data.formats.ava import AvaTable
 from seal_transfer.data.transforms import AugmentConfig, ClipTransform
+from seal_transfer.data.workers import decode_worker_init
 from seal_transfer.errors import UserError
 from seal_transfer.models.slowfast import input_spec
 
@@ -140,6 +141,7 @@ class KeyframeDataModule(L.LightningDataModule):
             sampler=EpochShuffleSampler(dataset, int(getattr(dataset, "seed", 0))) if shuffle else None,
             num_workers=self.num_workers,
             collate_fn=self.collate_fn,
+            worker_init_fn=decode_worker_init,
             persistent_workers=False,
             pin_memory=False,
             generator=torch.Generator(),  # worker base seeds must not consume the global RNG (see EpochSeed)

@@ -110,6 +110,12 @@ class FrameSource:
     def read(self, indices: np.ndarray, *, short_side: Optional[int] = None) -> np.ndarray:
         raise NotImplementedError
 
+    def read_frames(self, indices: np.ndarray, *, short_side: Optional[int] = None) -> list[np.ndarray]:
+        """Like `read`, one (H, W, 3) array per index, not stacked (a clip transform crops each frame itself, so
+        full frames are never copied into one block). Duplicate indices may share one array: treat as read-only.
+        """
+        return list(self.read(indices, short_side=short_side))
+
     def close(self) -> None:
         """Release open handles; the source reopens on the next read."""
 
@@ -191,6 +197,11 @@ class VideoSource(FrameSource):
     machine keep it at 1; one process decoding alone can use 0 (= FFmpeg picks).
     """
 
+    # Colour conversion with scaling (`short_side` smaller than the video) uses this swscale filter: AREA shrinks
+    # without aliasing and is cheaper than PyAV's default BILINEAR (measured 2.5 vs 3.8 ms for 720p -> 320 px).
+    # Without scaling, FFmpeg's unscaled YUV->RGB path is cheaper still (about 0.6 ms for a 720p frame).
+    SCALE_INTERPOLATION = "AREA"
+
     # A read that starts at most this many frames after where the previous read stopped keeps decoding forward
     # from there instead of seeking: consecutive keyframes of one video (with a frame cache in front, see
     # datasets.KeyframeDataset) then cost one decode of each frame instead of a seek + re-decode per clip.
@@ -248,6 +259,17 @@ class VideoSource(FrameSource):
         Indices past the last decodable frame (end of video, or a truncated file) repeat the last decoded frame,
         provided at least one frame decoded; a frame missing inside the decoded range is an error.
         """
+        frames = self.read_frames(indices, short_side=short_side)
+        out = np.empty((len(frames),) + frames[0].shape, dtype=np.uint8)
+        for slot, frame in enumerate(frames):
+            out[slot] = frame
+        return out
+
+    def read_frames(self, indices: np.ndarray, *, short_side: Optional[int] = None) -> list[np.ndarray]:
+        """`read` without stacking: one uint8 (H, W, 3) RGB array per index (duplicates share one array).
+
+        Only the wanted frames are converted to RGB (frames decoded on the way are dropped as YUV), each once.
+        """
         wanted = _as_index_array(indices)
         stream = self._stream()
         fps = _stream_fps(stream)
@@ -259,7 +281,7 @@ class VideoSource(FrameSource):
         if first_index is not None and first_index > unique[0]:
             # The seek landed after the first wanted frame (inexact container index): decode from the start.
             collected, first_index, last_index, last_frame = self._decode_range(stream, fps, unique, from_start=True)
-        return self._assemble(wanted, unique, collected, last_index, last_frame, width, height)
+        return self._convert(wanted, unique, collected, last_index, last_frame, width, height)
 
     def _decode_range(
         self, stream: Any, fps: Fraction, unique: np.ndarray, from_start: bool = False
@@ -308,12 +330,12 @@ class VideoSource(FrameSource):
                 self._decoder = None  # end of stream: the next read seeks again
         except (av.FFmpegError, EOFError) as exc:
             self._decoder = None
-            # A truncated/corrupt tail: keep what decoded; _assemble decides whether that is enough.
+            # A truncated/corrupt tail: keep what decoded; _convert decides whether that is enough.
             if last_frame is None:
                 raise _video_error(self.path, f"cannot decode frames ({_ffmpeg_reason(exc)})") from exc
         return collected, first_index, last_index, last_frame
 
-    def _assemble(
+    def _convert(
         self,
         wanted: np.ndarray,
         unique: np.ndarray,
@@ -338,12 +360,14 @@ class VideoSource(FrameSource):
         for index, frame in source_of.items():
             key = id(frame)
             if key not in converted:
-                converted[key] = frame.to_ndarray(width=width, height=height, format="rgb24")
+                converted[key] = self._to_rgb(frame, width, height)
             arrays[index] = converted[key]
-        out = np.empty((wanted.size, height, width, 3), dtype=np.uint8)
-        for slot, index in enumerate(wanted.tolist()):
-            out[slot] = arrays[index]
-        return out
+        return [arrays[index] for index in wanted.tolist()]
+
+    def _to_rgb(self, frame: Any, width: int, height: int) -> np.ndarray:
+        if (frame.width, frame.height) == (width, height):
+            return frame.to_ndarray(format="rgb24")  # FFmpeg's unscaled (SIMD) colour conversion
+        return frame.to_ndarray(format="rgb24", width=width, height=height, interpolation=self.SCALE_INTERPOLATION)
 
 
 class FrameFolderSource(FrameSource):

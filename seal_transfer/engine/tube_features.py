@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from seal_transfer.data.transforms import AugmentConfig, ClipTransform
 from seal_transfer.data.video import open_video_source
+from seal_transfer.data.workers import decode_worker_init
 from seal_transfer.errors import UserError
 from seal_transfer.models.slowfast import pack_pathways
 from seal_transfer.utils.fileio import atomic_path, write_json
@@ -317,6 +318,7 @@ def extract_stream(
     skipped = len(tubes) - len(todo)
     dataset = TubeChunks(todo, stream, model_frames, augment, chunk_windows)
     loader = DataLoader(dataset, batch_size=1, shuffle=False, num_workers=num_workers, collate_fn=_collate_one,
+                        worker_init_fn=decode_worker_init,
                         persistent_workers=False)
     encoder = encoder.to(device)
     pending: dict[int, list[np.ndarray]] = {}

@@ -15,6 +15,7 @@ from tqdm import tqdm
 from seal_transfer.data.datamodules import KeyframeSplit
 from seal_transfer.data.datasets import collate_keyframes
 from seal_transfer.data.formats.ava import AvaTable, LabelMap
+from seal_transfer.data.workers import decode_worker_init
 from seal_transfer.pseudo.selection import Selection, select
 
 
@@ -52,6 +53,7 @@ def score_two_views(
         shuffle=False,
         num_workers=num_workers,
         collate_fn=collate_keyframes,
+        worker_init_fn=decode_worker_init,
     )
     device = device or next(module.parameters()).device
     was_training = module.training
