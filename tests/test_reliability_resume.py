@@ -134,7 +134,8 @@ def test_pretrain_killed_mid_training_resumes_bit_identical(reference: Path, tmp
     _assert_same_weights(reference / "pretrain" / "model.pt", run_dir / "pretrain" / "model.pt")
     _assert_same_metrics(reference, run_dir, "pretrain")
     # the training log keeps the killed attempt's epoch next to the resumed one
-    assert _logged_epochs(run_dir / "pretrain") == _logged_epochs(reference / "pretrain") == {0, 1}
+    epochs = _logged_epochs(run_dir / "pretrain")
+    assert epochs == _logged_epochs(reference / "pretrain") and {0, 1} <= epochs
 
 
 def _logged_epochs(stage_dir: Path) -> set[int]:
