@@ -9,6 +9,7 @@ sweep is re-run, like every stage.
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -47,30 +48,42 @@ def _run_value(cfg: Any, value: Any, pretrain: Path) -> dict[str, Any]:
         {k: r.get(k) for k in ("round", "kept", "samples_seen", "kept_fraction", "pseudo_label_precision")}
         for r in adapt_metrics.get("per_round", [])
     ]
+    if row["per_round"]:
+        row["round1_kept_fraction"] = row["per_round"][0].get("kept_fraction")
     if cfg.sweep.finetune:
         finetune(child)
         row["mAP"] = json.loads((stage_dir(run_dir, "finetune") / "metrics.json").read_text()).get("mAP")
     return row
 
 
-def write_sweep_table(rows: list[dict[str, Any]], key: str, out_md: Path, note: str) -> None:
-    lines = [
-        f"# Sweep of `{key}`",
-        "",
-        note,
-        "",
-        f"| {key} | kept fraction | pseudo-label precision | finetune frame-mAP@0.5 |",
-        "|---|---|---|---|",
-    ]
-
+def write_sweep_table(rows: list[dict[str, Any]], key: str, out_md: Path, note: str, command: str = "") -> None:
+    """One row per value: every round's kept boxes and pseudo-label precision, then the finetuned frame-mAP."""
     def fmt(v: Any) -> str:
         return "—" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
 
+    def rounds(row: dict[str, Any], field: str) -> str:
+        cells = []
+        for r in row.get("per_round", []):
+            if field == "kept":
+                cells.append(f"{r.get('kept')}/{r.get('samples_seen')}")
+            else:
+                cells.append(fmt(r.get(field)))
+        return ", ".join(cells) or "—"
+
+    lines = [f"# Sweep of `{key}`", "", note, ""]
+    if command:
+        lines += ["```bash", command, "```", ""]
+    lines += [
+        f"| {key} | kept per round | pseudo-label precision per round | finetune frame-mAP@0.5 |",
+        "|---|---|---|---|",
+    ]
     for row in rows:
-        lines.append(
-            f"| {row['value']} | {fmt(row.get('kept_fraction'))} | {fmt(row.get('pseudo_label_precision'))} | "
-            f"{fmt(row.get('mAP'))} |"
-        )
+        lines.append(f"| {row['value']} | {rounds(row, 'kept')} | {rounds(row, 'pseudo_label_precision')} | "
+                     f"{fmt(row.get('mAP'))} |")
+    empty = [str(r["value"]) for r in rows if r.get("per_round") and not any(p.get("kept") for p in r["per_round"])]
+    if empty:
+        lines += ["", f"No box passed the rule at {key} = {', '.join(empty)}: adaptation left the pretrained weights "
+                  "unchanged, so those rows are the pretrain → finetune baseline without adaptation."]
     with atomic_write(out_md) as handle:
         handle.write("\n".join(lines) + "\n")
 
@@ -98,7 +111,9 @@ def sweep(cfg: Any) -> int:
         f"Wall time {time.time() - started:.0f} s."
     )
     write_json(out.with_suffix(".json"), {"key": cfg.sweep.key, "rows": rows})
-    write_sweep_table(rows, cfg.sweep.key, out.with_suffix(".md"), note)
+    launched = Path(sys.argv[0]).name == "sweep.py"  # not when called in-process (tests, notebooks)
+    command = "python -m seal_transfer.sweep " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if launched else ""
+    write_sweep_table(rows, cfg.sweep.key, out.with_suffix(".md"), note, command)
     try:
         from seal_transfer.report import plot_lambda_sweep
 

@@ -153,3 +153,20 @@ def test_finetune_validates_on_detector_boxes(tmp_path: Path, cache: Path) -> No
     }
     det_boxes = {tuple(r.split(",")[:6]) for r in det_rows}
     assert det_boxes and det_boxes != gt_boxes  # scored boxes are the detector's, not the GT's
+
+
+@pytest.mark.e2e
+def test_lambda_sweep_cli(tmp_path: Path, cache: Path) -> None:
+    """The sweep runs its own pretrain, then adapt + finetune per value, and writes table, JSON and plot."""
+    run, out = tmp_path / "run", tmp_path / "sweep"
+    proc = run_cli("sweep", "--config", SMOKE, f"run_dir={run}", "adapt.rounds=1", "adapt.epochs_per_round=1",
+                   "sweep.values=[0.3,1.0]", f"sweep.out={out}", "sweep.note=SYNTHETIC smoke", cache=cache)
+    assert "no finished pretrain" in proc.stdout
+    rows = json.loads(out.with_suffix(".json").read_text())["rows"]
+    assert [r["value"] for r in rows] == [0.3, 1.0]
+    assert all(_in_unit(r["mAP"]) for r in rows)
+    assert rows[1]["per_round"][0]["kept"] == 0  # no score exceeds 1.0
+    table = out.with_suffix(".md").read_text()
+    assert "python -m seal_transfer.sweep --config" in table
+    assert "adapt.lambda_c = 1.0: adaptation left the pretrained weights unchanged" in table
+    assert out.with_suffix(".png").stat().st_size > 0

@@ -301,7 +301,9 @@ def plot_pseudo_label_stats(
 
 # --------------------------------------------------------------------------------------------- λ_c sweep
 
-SWEEP_RATE_KEYS = ("kept_fraction", "pseudo_label_precision")
+SWEEP_RATE_KEYS = ("round1_kept_fraction", "kept_fraction", "pseudo_label_precision")
+SWEEP_RATE_LABELS = {"round1_kept_fraction": "kept fraction, round 1", "kept_fraction": "kept fraction, last round",
+                     "pseudo_label_precision": "pseudo-label precision, last round"}
 
 
 def _sweep_x(row: Mapping[str, Any]) -> Any:
@@ -324,7 +326,7 @@ def plot_lambda_sweep(rows: Sequence[Mapping[str, Any]], out_png: str | Path, *,
         xs = np.asarray([float(_sweep_x(r)) for r in usable])
     else:
         xs = np.arange(len(usable), dtype=np.float64)
-    fig = _figure(6.4, 4.2)
+    fig = _figure(6.4, 4.8)
     ax = fig.add_subplot()
     values = np.asarray([np.nan if _finite(r.get(metric)) is None else _finite(r.get(metric)) for r in usable],
                         dtype=np.float64)
@@ -350,11 +352,11 @@ def plot_lambda_sweep(rows: Sequence[Mapping[str, Any]], out_png: str | Path, *,
         for j, name in enumerate(extra):
             vals = [_finite(r.get(name)) for r in usable]
             twin.plot(xs, [np.nan if v is None else v for v in vals], marker="s", linestyle="--",
-                      color=PALETTE[(j + 1) % len(PALETTE)], label=name.replace("_", " "))
+                      color=PALETTE[(j + 1) % len(PALETTE)], label=SWEEP_RATE_LABELS[name])
         twin.set_ylim(0, 1.05)
         twin.set_ylabel("fraction")
         h2, l2 = twin.get_legend_handles_labels()
         handles, labels = handles + h2, labels + l2
-    ax.legend(handles, labels, fontsize=7, loc="best")
+    fig.legend(handles, labels, fontsize=7, loc="outside lower center", ncol=3)  # never over the curves
     ax.set_title(title or ("Credible threshold λ_c sweep" if is_lambda else f"Sweep of {key}"), fontsize=10)
     return _save(fig, out_png)
