@@ -339,7 +339,8 @@ def main() -> None:
         buf.write(f"Command: `{command}` (from the repository root)\n\n")
         buf.write(f"Machine: {platform.platform()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
                   f"NumPy {numpy.__version__}. Single process. Load average at the end of the run: "
-                  f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} (other jobs shared the cores).\n\n")
+                  f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} (the benchmark itself accounts for about 1; more "
+                  f"means other jobs shared the cores).\n\n")
         a = ava["gt"]["label"].size, ava["det"]["label"].size
         buf.write(f"AVA input (seed {args.seed}, scale {args.scale}): {N_VIDEOS} videos x "
                   f"{ava['num_keyframes'] // N_VIDEOS} keyframes = {ava['num_keyframes']} keyframes, {a[0]} GT rows "
