@@ -10,10 +10,10 @@ import torch
 from seal_transfer.data.datasets import ClipSpec, KeyframeDataset, build_keyframe_index
 from seal_transfer.data.formats.ava import AvaTable, VideoTiming
 from seal_transfer.data.transforms import AugmentConfig, ClipTransform
-from seal_transfer.data.video import write_video
+from seal_transfer.data.video import FrameSource, write_video
 
 
-class _CountingSource:
+class _CountingSource(FrameSource):
     def __init__(self, inner: object) -> None:
         self.inner, self.frames_read = inner, 0
         self.info = inner.info  # type: ignore[attr-defined]

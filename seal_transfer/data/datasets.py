@@ -236,12 +236,12 @@ class KeyframeDataset(Dataset):
         source = self._source(vid)
         short_side = self._decode_short_side(source)
         if self.cache_frames <= 0:
-            return _read_frames(source, indices, short_side)
+            return source.read_frames(indices, short_side=short_side)
         cache = self._frames
         unique = np.unique(indices).tolist()
         missing = [f for f in unique if (vid, short_side, f) not in cache]
         if missing:
-            for f, frame in zip(missing, _read_frames(source, np.asarray(missing), short_side)):
+            for f, frame in zip(missing, source.read_frames(np.asarray(missing), short_side=short_side)):
                 cache[(vid, short_side, f)] = frame
         for f in unique:
             cache.move_to_end((vid, short_side, f))
@@ -276,13 +276,6 @@ class KeyframeDataset(Dataset):
             "index": i,
             "box_ids": torch.arange(sl.start, sl.stop, dtype=torch.long),
         }
-
-
-def _read_frames(source: Any, indices: np.ndarray, short_side: Optional[int]) -> list[np.ndarray]:
-    read_frames = getattr(source, "read_frames", None)  # sources that only implement read() still work
-    if read_frames is not None:
-        return read_frames(indices, short_side=short_side)
-    return list(source.read(indices, short_side=short_side))
 
 
 def _pad_stack(tensors: Sequence[torch.Tensor]) -> torch.Tensor:

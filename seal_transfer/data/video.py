@@ -259,11 +259,7 @@ class VideoSource(FrameSource):
         Indices past the last decodable frame (end of video, or a truncated file) repeat the last decoded frame,
         provided at least one frame decoded; a frame missing inside the decoded range is an error.
         """
-        frames = self.read_frames(indices, short_side=short_side)
-        out = np.empty((len(frames),) + frames[0].shape, dtype=np.uint8)
-        for slot, frame in enumerate(frames):
-            out[slot] = frame
-        return out
+        return np.stack(self.read_frames(indices, short_side=short_side))
 
     def read_frames(self, indices: np.ndarray, *, short_side: Optional[int] = None) -> list[np.ndarray]:
         """`read` without stacking: one uint8 (H, W, 3) RGB array per index (duplicates share one array).

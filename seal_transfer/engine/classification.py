@@ -110,9 +110,7 @@ def run_classification_pretrain(cfg: Any, out_dir: Path) -> dict[str, Any]:
     datamodule = KeyframeDataModule(train, val, int(cfg.data.batch_size), int(cfg.data.num_workers),
                                     collate_fn=collate_clips)
     trainer = build_trainer(cfg, out_dir, monitor="val/accuracy")
-    resume = resume_checkpoint(out_dir)
-    if resume is not None:
-        print(f"[pretrain] resuming from {resume}")
+    resume = resume_checkpoint(out_dir, announce="pretrain")
     started = time.time()
     with translate_training_errors():
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)

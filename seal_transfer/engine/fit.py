@@ -117,10 +117,15 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             torch.save(checkpoint, tmp)
 
 
-def resume_checkpoint(out_dir: Path) -> Optional[Path]:
-    """`checkpoints/last.ckpt` of an interrupted run, so re-running the same command continues from it."""
+def resume_checkpoint(out_dir: Path, announce: Optional[str] = None) -> Optional[Path]:
+    """`checkpoints/last.ckpt` of an interrupted run, so re-running the same command continues from it; with
+    `announce`, says so as `[announce] resuming from ...`."""
     last = out_dir / "checkpoints" / "last.ckpt"
-    return last if last.is_file() else None
+    if not last.is_file():
+        return None
+    if announce:
+        print(f"[{announce}] resuming from {last}")
+    return last
 
 
 def best_or_last(out_dir: Path) -> Optional[Path]:

@@ -121,7 +121,7 @@ def run_detection_job(cfg: Any, job: DetectionJob) -> dict[str, Any]:
         pose_columns=pose_columns(job.labelmap, cfg.optim.pose_label_type),
         class_ids=job.labelmap.ids,
     )
-    resume = resume_checkpoint(job.out_dir)
+    resume = resume_checkpoint(job.out_dir, announce=job.name)
     load_report = None
     if resume is None and job.init is not None:
         fresh_head = {k: v.clone() for k, v in module.model.state_dict().items() if _is_head_key(k)}
@@ -132,8 +132,6 @@ def run_detection_job(cfg: Any, job: DetectionJob) -> dict[str, Any]:
             # meaningless, so the head restarts from its fresh initialisation.
             module.model.load_state_dict(fresh_head, strict=False)
             print(f"[{job.name}] classifier head re-initialised: {job.init} was trained on another label space")
-    elif resume is not None:
-        print(f"[{job.name}] resuming from {resume}")
     datamodule = KeyframeDataModule(
         job.train.dataset, job.val.dataset if job.val else None, int(cfg.data.batch_size), int(cfg.data.num_workers)
     )

@@ -377,9 +377,7 @@ def train_experiment(cfg: Any, tc: TubesConfig, exp: Experiment, split: TaskSpli
                             gradient_clip_val=tc.train.gradient_clip, limit_val_batches=0,
                             num_sanity_val_steps=0, precision="32-true")
     started = time.time()
-    resume = resume_checkpoint(out_dir)
-    if resume is not None:
-        print(f"[tubes] {exp.name}: resuming from {resume}")
+    resume = resume_checkpoint(out_dir, announce=f"tubes {exp.name}")
     with translate_training_errors():
         trainer.fit(module, datamodule=data, ckpt_path=_optional_str(resume))
     ensure_best_checkpoint(out_dir)
