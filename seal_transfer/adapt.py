@@ -34,7 +34,9 @@ DESCRIPTION = (
 
 
 def adapt(cfg: Any) -> int:
-    from seal_transfer.pseudo.rounds import run_adaptation
+    from seal_transfer.pseudo.rounds import require_hidden_truth, run_adaptation
+
+    require_hidden_truth(cfg)  # before the stage folder is locked or written
 
     def work(out_dir: Path) -> dict[str, Any]:
         init, origin = resolve_init(cfg, "adapt")

@@ -53,6 +53,8 @@ class TargetDataConfig:
     time_offset: float = 900.0  # movie second of frame 0 in a cut file (AVA: 900)
     first_keyframe: float = 902.0
     last_keyframe: float = 1798.0
+    label_fraction: float = 1.0  # finetune on this fraction of the train VIDEOS (seeded, nested); 1.0 = all
+    label_subset_seed: Optional[int] = None  # seed of the labelled-video subset; null = the run's seed
 
 
 @dataclass
@@ -175,6 +177,10 @@ def validate(cfg: Any) -> None:
         if _get(cfg, key) <= 0:
             raise UserError(f"config key '{key}': must be > 0, got {_get(cfg, key)}")
     AdaptConfig(**OmegaConf.to_container(cfg.adapt, resolve=True)).validate()
+    if not 0 < cfg.data.target.label_fraction <= 1:
+        raise UserError(
+            f"config key 'data.target.label_fraction': must be in (0, 1], got {cfg.data.target.label_fraction}"
+        )
     if not 0 <= cfg.data.max_broken_fraction <= 1:
         raise UserError(f"config key 'data.max_broken_fraction': must be in [0, 1], got {cfg.data.max_broken_fraction}")
     if not 0 <= cfg.data.target.val_box_threshold <= 1:

@@ -9,7 +9,7 @@ from typing import Any
 
 from seal_transfer.cli import guarded_main, stage_main
 from seal_transfer.data.datamodules import make_keyframe_split
-from seal_transfer.data.domains import load_target_split
+from seal_transfer.data.domains import load_target_split, restrict_to_labelled_videos
 from seal_transfer.engine.stages import resolve_init, run_stage
 from seal_transfer.engine.supervised import DetectionJob, run_detection_job
 
@@ -22,6 +22,15 @@ def finetune(cfg: Any) -> int:
         init, origin = resolve_init(cfg, "finetune")
         print(f"[finetune] starting from {origin}")
         train_split = load_target_split(cfg, "train")
+        fraction = float(cfg.data.target.label_fraction)
+        all_videos = len(train_split.video_paths)
+        if fraction < 1.0:
+            subset_seed = cfg.data.target.label_subset_seed
+            train_split = restrict_to_labelled_videos(
+                train_split, fraction, int(cfg.seed if subset_seed is None else subset_seed)
+            )
+            print(f"[finetune] label_fraction={fraction}: training on {len(train_split.video_paths)} of "
+                  f"{all_videos} labelled train videos")
         val_gt = load_target_split(cfg, "val")
         # Validation boxes: GT boxes, or a person detector's boxes (scored against the same GT rows).
         use_detector = cfg.data.target.val_boxes is not None
@@ -42,6 +51,9 @@ def finetune(cfg: Any) -> int:
         )
         metrics = run_detection_job(cfg, job)
         metrics["init_from"] = origin
+        metrics["label_fraction"] = fraction
+        metrics["labelled_train_videos"] = len(train_split.video_paths)
+        metrics["train_videos_total"] = all_videos
         return metrics
 
     return run_stage(cfg, "finetune", work)

@@ -7,6 +7,7 @@ those came from a real AVA folder or from the synthetic world is decided here, o
 from __future__ import annotations
 
 import fcntl
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -149,6 +150,32 @@ def load_target_split(cfg: Any, split: str, boxes: str = "gt") -> DomainSplit:
     default = VideoTiming(t.fps, t.time_offset, t.first_keyframe, t.last_keyframe)
     return DomainSplit(
         table, labelmap, _timings(video_ids, meta, default, paths), paths, eval_labelmap, exclusions
+    )
+
+
+def labelled_videos(video_ids: set[str], fraction: float, seed: int) -> set[str]:
+    """The videos a user with a labelling budget of `fraction` has annotated: ceil(fraction x n) of them (at
+    least one), the first ones of a seeded permutation of the sorted ids — so for one seed the subsets are nested
+    (the 0.1 subset lies inside the 0.25 one) and do not depend on the order rows were read in."""
+    ordered = sorted(video_ids)
+    if fraction >= 1.0 or not ordered:
+        return set(ordered)
+    order = np.random.default_rng([int(seed), 0x5EA1]).permutation(len(ordered))
+    count = max(1, math.ceil(fraction * len(ordered) - 1e-9))
+    return {ordered[i] for i in order[:count]}
+
+
+def restrict_to_labelled_videos(split: DomainSplit, fraction: float, seed: int) -> DomainSplit:
+    """`split` with only the rows (and videos) of `labelled_videos`; the label-scarce finetune regime."""
+    keep = labelled_videos(set(split.table.video_ids.tolist()), fraction, seed)
+    table = split.table.select(np.isin(split.table.video_ids, sorted(keep)))
+    return DomainSplit(
+        table,
+        split.labelmap,
+        {v: t for v, t in split.timings.items() if v in keep},
+        {v: p for v, p in split.video_paths.items() if v in keep},
+        split.eval_labelmap,
+        split.exclusions,
     )
 
 

@@ -4,7 +4,7 @@ write the kept samples as AVA-layout rows (+ score) in the source label space, w
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Optional
 
 import numpy as np
@@ -138,15 +138,102 @@ def truth_for_boxes(boxes: AvaTable, truth: AvaTable, iou_threshold: float = 0.5
     return out
 
 
+def oracle_selection(rule: Selection, truths: list[set[int]], source_labelmap: LabelMap) -> Selection:
+    """Every pool box that has hidden truth, labelled with all of its true source classes: what a perfect
+    selection rule could hand the rounds (the `adapt.labels=oracle` upper bound). Boxes whose truth lies outside
+    the source label map keep only the classes inside it."""
+    column = source_labelmap.index_of()
+    labels = torch.zeros_like(rule.labels)
+    for row, truth_set in enumerate(truths):
+        for cid in truth_set:
+            if cid in column:
+                labels[row, column[cid]] = True
+    return replace(rule, keep=labels.any(dim=1), labels=labels)
+
+
+def random_selection(rule: Selection, rng: np.random.Generator) -> Selection:
+    """The rule's kept boxes, each kept label replaced by a class drawn from the rule's kept-class frequencies
+    (the `adapt.labels=random` lower bound: same boxes, same class marginal, no information about the box)."""
+    labels = rule.labels.numpy()
+    counts = labels.sum(0).astype(np.float64)
+    classes = np.flatnonzero(counts > 0)
+    out = np.zeros_like(labels)
+    for row in np.flatnonzero(labels.any(1)):
+        k = min(int(labels[row].sum()), len(classes))  # as many labels as the rule gave this box, distinct
+        out[row, rng.choice(classes, size=k, replace=False, p=counts[classes] / counts[classes].sum())] = True
+    return replace(rule, labels=torch.from_numpy(out), keep=torch.from_numpy(out.any(1)))
+
+
+def coverage_stats(selection: Selection, source_labelmap: LabelMap) -> dict[str, Any]:
+    """How spread the kept labels are over the source classes (see `coverage_from_counts`)."""
+    counts = selection.labels.numpy().sum(0)
+    return coverage_from_counts(
+        {str(source_labelmap.ids[c]): int(k) for c, k in enumerate(counts) if k > 0}, len(source_labelmap)
+    )
+
+
+def coverage_from_counts(counts: dict[str, int], num_classes: int) -> dict[str, Any]:
+    """Kept labels per class id → classes kept, the largest class and its share, and the entropy of the class
+    distribution divided by log(num_classes): a collapse onto one class shows as 1 class, share 1, entropy 0."""
+    total = sum(counts.values())
+    if total == 0:
+        return {"kept_classes": 0, "largest_class": None, "largest_class_share": None, "kept_label_entropy": None}
+    p = np.asarray([counts[c] for c in sorted(counts)], np.float64) / total
+    entropy = float(-(p * np.log(p)).sum() / np.log(num_classes)) if num_classes > 1 else 0.0
+    largest = max(sorted(counts), key=lambda c: counts[c])
+    return {
+        "kept_classes": len(counts),
+        "largest_class": int(largest),
+        "largest_class_share": counts[largest] / total,
+        "kept_label_entropy": round(entropy, 6),
+    }
+
+
+def truth_stats(
+    scores: TwoViewScores, selection: Selection, truths: list[set[int]], source_labelmap: LabelMap
+) -> dict[str, Any]:
+    """What the hidden truth says about the model and the kept labels, beside the baselines they must beat.
+
+    `argmax_precision`: how often the model's top source class (view 1, no threshold) is a true action of the
+    box, over boxes that have any; `majority_class_frequency`: the precision of labelling every such box with
+    the most frequent true class (what a collapsed labeller scores); `kept_truth_class_coverage`: the fraction
+    of source classes present in the truth that the kept labels include.
+    """
+    ids = np.asarray(source_labelmap.ids)
+    has_truth = np.array([bool(t) for t in truths], dtype=bool)
+    n_truth = int(has_truth.sum())
+    out: dict[str, Any] = {"boxes_with_truth": n_truth}
+    if n_truth == 0:
+        return out
+    predicted = ids[scores.view1.argmax(1)] if len(scores.box_ids) else np.zeros(0, np.int64)
+    out["argmax_precision"] = float(np.mean([int(predicted[i]) in truths[i] for i in np.flatnonzero(has_truth)]))
+    present: dict[int, int] = {}
+    for t in truths:
+        for cid in t:
+            present[cid] = present.get(cid, 0) + 1
+    present = {c: k for c, k in present.items() if c in set(ids.tolist())}
+    out["truth_class_counts"] = {str(c): present[c] for c in sorted(present)}
+    if present:
+        majority = max(sorted(present), key=lambda c: present[c])
+        out["majority_class"] = int(majority)
+        out["majority_class_frequency"] = present[majority] / n_truth
+    kept_classes = {int(ids[c]) for c in np.flatnonzero(selection.labels.numpy().any(0))}
+    out["truth_classes"] = len(present)
+    out["kept_truth_class_coverage"] = len(kept_classes & set(present)) / len(present) if present else None
+    return out
+
+
 def selection_stats(
     split: KeyframeSplit,
     scores: TwoViewScores,
     selection: Selection,
     source_labelmap: LabelMap,
     truth: Optional[AvaTable],
+    truths: Optional[list[set[int]]] = None,
 ) -> dict[str, Any]:
-    """What a researcher checks after each round: how much was kept, how often views agreed, and — where the
-    hidden truth exists (synthetic target) — how precise the kept pseudo labels are."""
+    """What a researcher checks after each round: how much was kept, how often views agreed, how spread the
+    kept classes are, and — where the hidden truth exists (synthetic target) — how precise the kept pseudo labels
+    are next to the model's plain argmax accuracy and the majority-class baseline."""
     n = int(len(scores.box_ids))
     keep = selection.keep.numpy()
     kept = int(keep.sum())
@@ -162,27 +249,34 @@ def selection_stats(
         "mean_score_kept": float(selection.score[selection.keep].mean()) if kept else None,
         "mean_max_score_all": float(np.maximum(scores.view1.max(1), scores.view2.max(1)).mean()) if n else None,
         "per_class_counts": per_class,
+        **coverage_stats(selection, source_labelmap),
         "labelling_seconds": round(scores.seconds, 2),
         "boxes_per_second": round(n / scores.seconds, 2) if scores.seconds > 0 else None,
     }
-    if truth is not None and kept:
-        kept_rows = np.flatnonzero(keep)
-        boxes = split.boxes_table(scores.box_ids[kept_rows])
-        truths = truth_for_boxes(boxes, truth)
-        ids = np.asarray(source_labelmap.ids)
-        hits = 0
-        total = 0
-        for row, truth_set in zip(kept_rows, truths):
-            for col in np.flatnonzero(labels[row]):
-                total += 1
-                hits += int(ids[col]) in truth_set
-        stats["pseudo_label_precision"] = hits / total if total else None
+    if truth is None:
+        return stats
+    if truths is None:
+        truths = pool_truths(split, scores, truth)
+    stats.update(truth_stats(scores, selection, truths, source_labelmap))
+    ids = np.asarray(source_labelmap.ids)
+    hits = total = 0
+    for row in np.flatnonzero(keep):
+        for col in np.flatnonzero(labels[row]):
+            total += 1
+            hits += int(ids[col]) in truths[row]
+    stats["pseudo_label_precision"] = hits / total if total else None
+    if total:
         stats["precision_note"] = (
             "fraction of kept (box, class) labels that are true source-space actions (hidden truth)"
         )
-    elif truth is not None:
-        stats["pseudo_label_precision"] = None
     return stats
+
+
+def pool_truths(split: KeyframeSplit, scores: TwoViewScores, truth: AvaTable) -> list[set[int]]:
+    """Hidden true source classes of every scored box (empty set: no truth box matches it)."""
+    if len(scores.box_ids) == 0:
+        return []
+    return truth_for_boxes(split.boxes_table(scores.box_ids), truth)
 
 
 def run_selection(scores: TwoViewScores, lambda_c: float, score_views: str, multi_label: bool) -> Selection:

@@ -32,7 +32,15 @@ from seal_transfer.pseudo.distributed import (
     labelling_device,
     score_two_views_distributed,
 )
-from seal_transfer.pseudo.labeler import pseudo_label_rows, run_selection, selection_stats
+from seal_transfer.pseudo.labeler import (
+    coverage_from_counts,
+    oracle_selection,
+    pool_truths,
+    pseudo_label_rows,
+    random_selection,
+    run_selection,
+    selection_stats,
+)
 from seal_transfer.pseudo.selection import AdaptConfig
 from seal_transfer.utils.fileio import atomic_path, write_json
 
@@ -95,6 +103,7 @@ def label_round(
         "lambda_c": acfg.lambda_c,
         "score_views": acfg.score_views,
         "multi_label": acfg.multi_label,
+        "labels": acfg.labels,
         "pools": {},
     }
     for name, split in _target_pool(cfg, acfg):
@@ -112,10 +121,15 @@ def label_round(
         if scores is None:  # not rank 0: its shard is written, rank 0 merges
             continue
         selection = run_selection(scores, acfg.lambda_c, acfg.score_views, acfg.multi_label)
+        truth = hidden_truth(cfg, name)
+        truths = pool_truths(labelling, scores, truth) if truth is not None else None
+        if acfg.labels == "oracle":
+            assert truths is not None  # checked at the stage entry (require_hidden_truth)
+            selection = oracle_selection(selection, truths, source_labelmap)
+        elif acfg.labels == "random":
+            selection = random_selection(selection, np.random.default_rng([int(cfg.seed), round_index, 11]))
         rows.append(pseudo_label_rows(labelling, scores, selection, source_labelmap))
-        stats["pools"][name] = selection_stats(
-            labelling, scores, selection, source_labelmap, hidden_truth(cfg, name)
-        )
+        stats["pools"][name] = selection_stats(labelling, scores, selection, source_labelmap, truth, truths)
     if rank != 0:
         barrier()  # rank 0 has written stats.json and pseudo_labels.csv
         return json.loads((round_dir / "stats.json").read_text())
@@ -136,6 +150,7 @@ def label_round(
     ]
     if precisions:
         stats["pseudo_label_precision"] = sum(p * k for p, k in precisions) / max(sum(k for _, k in precisions), 1)
+    stats.update(_merged_diagnostics(list(pools), source_labelmap))
     stats["world_size"] = world
     write_json(round_dir / "stats.json", stats)
     write_ava_csv(round_dir / "pseudo_labels.csv", table, "pseudo")  # written last: marks labelling done
@@ -143,6 +158,42 @@ def label_round(
         barrier()
         shutil.rmtree(round_dir / "label_shards", ignore_errors=True)
     return stats
+
+
+def _merged_diagnostics(pools: list[dict[str, Any]], source_labelmap: LabelMap) -> dict[str, Any]:
+    """Round-level class coverage and truth diagnostics over all pools (per-pool values stay under `pools`)."""
+    counts: dict[str, int] = {}
+    truth_counts: dict[str, int] = {}
+    for p in pools:
+        for c, k in p["per_class_counts"].items():
+            counts[c] = counts.get(c, 0) + k
+        for c, k in (p.get("truth_class_counts") or {}).items():
+            truth_counts[c] = truth_counts.get(c, 0) + k
+    out = coverage_from_counts(counts, len(source_labelmap))
+    with_truth = sum(p.get("boxes_with_truth", 0) for p in pools)
+    if with_truth:
+        out["boxes_with_truth"] = with_truth
+        out["argmax_precision"] = sum(p["argmax_precision"] * p["boxes_with_truth"] for p in pools
+                                      if p.get("boxes_with_truth")) / with_truth
+        majority = max(sorted(truth_counts), key=lambda c: truth_counts[c])
+        out["majority_class"] = int(majority)
+        out["majority_class_frequency"] = truth_counts[majority] / with_truth
+        out["truth_classes"] = len(truth_counts)
+        out["kept_truth_class_coverage"] = len(set(counts) & set(truth_counts)) / len(truth_counts)
+    return out
+
+
+def require_hidden_truth(cfg: Any) -> None:
+    """`adapt.labels=oracle|random` read the synthetic world's hidden truth: refuse before any work without it."""
+    acfg = adapt_config(cfg)
+    if acfg.labels == "rule":
+        return
+    for name, _ in _target_pool(cfg, acfg):
+        if hidden_truth(cfg, name) is None:
+            raise UserError(
+                f"adapt.labels={acfg.labels} needs the hidden true source labels of the target pool '{name}', which "
+                "only the synthetic world has (hidden_truth/); use adapt.labels=rule on real data"
+            )
 
 
 def _mixed_training_split(

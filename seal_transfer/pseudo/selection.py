@@ -17,6 +17,7 @@ from seal_transfer.errors import UserError
 SCORE_VIEWS = ("both", "first", "either", "mean")
 BOX_SOURCES = ("gt", "detector")
 POOLS = ("train", "unlabeled", "train+unlabeled")
+LABEL_SOURCES = ("rule", "oracle", "random")
 
 
 @dataclass
@@ -34,6 +35,8 @@ class AdaptConfig:
     source_mix_ratio: float = 0.0  # source keyframes added per kept target keyframe (0 = target only)
     restart_each_round: bool = False  # each round starts from the pretrain weights instead of the last round
     label_batch_size: Optional[int] = None  # keyframes per pseudo-labelling batch (null = data.batch_size)
+    # What the rounds train on (docs/stages.md, "Headroom controls"); oracle and random need the hidden truth.
+    labels: str = "rule"  # rule (paper) | oracle (true labels of all pool boxes) | random (rule's boxes, random class)
 
     def validate(self) -> None:
         if not 0 < self.lambda_c <= 1:
@@ -55,6 +58,8 @@ class AdaptConfig:
                 "config key 'adapt.boxes': detector boxes exist for the unlabeled pool only; "
                 "use adapt.pool=unlabeled or adapt.boxes=gt"
             )
+        if self.labels not in LABEL_SOURCES:
+            raise UserError(f"config key 'adapt.labels': '{self.labels}' is not one of {', '.join(LABEL_SOURCES)}")
         if self.source_mix_ratio < 0:
             raise UserError(f"config key 'adapt.source_mix_ratio': must be >= 0, got {self.source_mix_ratio}")
         if not 0 <= self.detector_threshold <= 1:
