@@ -78,6 +78,8 @@ class DataConfig:
     batch_size: int = 8  # clips per device per step
     num_workers: int = 2  # DataLoader workers per device
     max_broken_fraction: float = 0.01  # stop if more than this fraction of videos fail to decode
+    preload: bool = False  # decode every needed frame once before training and keep it in memory (small data)
+    preload_max_gb: float = 4.0  # preload only if the decoded frames of a split fit in this many GB
 
 
 @dataclass
@@ -172,7 +174,7 @@ def validate(cfg: Any) -> None:
         value = _get(cfg, key)
         if value not in allowed:
             raise UserError(f"config key '{key}': '{value}' is not one of {', '.join(allowed)}")
-    positive = ["optim.lr", "data.batch_size", "trainer.max_epochs", "data.target.fps"]
+    positive = ["optim.lr", "data.batch_size", "trainer.max_epochs", "data.target.fps", "data.preload_max_gb"]
     for key in positive:
         if _get(cfg, key) <= 0:
             raise UserError(f"config key '{key}': must be > 0, got {_get(cfg, key)}")

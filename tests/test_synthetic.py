@@ -17,7 +17,14 @@ from seal_transfer.data.formats.ava import (
     read_video_meta,
 )
 from seal_transfer.data.formats.seal import read_seal_clips, read_seal_tubes
-from seal_transfer.data.synthetic import SynthConfig, describe_world, ensure_world, generate_world, load_manifest
+from seal_transfer.data.synthetic import (
+    WORLD_VERSION,
+    SynthConfig,
+    describe_world,
+    ensure_world,
+    generate_world,
+    load_manifest,
+)
 from seal_transfer.data.synthetic.motion import CODE, NONE, ActorPlan, plan_video, simulate
 from seal_transfer.data.synthetic.render import OBJECT_ID, PlainBackground, random_appearance, render_video
 from seal_transfer.data.synthetic.vocab import activities_for
@@ -202,7 +209,7 @@ def test_ensure_world_caches(tmp_path):
     cfg = SynthConfig(**SOURCE_ONLY)
     cache = tmp_path / "cache"
     path = ensure_world(cfg, cache, progress=False)
-    assert path.parent == cache and path.name.startswith("tiny-seed3-v1-")
+    assert path.parent == cache and path.name.startswith(f"tiny-seed3-v{WORLD_VERSION}-")
     stamp = (path / "manifest.json").stat().st_mtime_ns
     assert ensure_world(cfg, cache, progress=False) == path
     assert (path / "manifest.json").stat().st_mtime_ns == stamp
@@ -213,3 +220,21 @@ def test_ensure_world_caches(tmp_path):
         generate_world(SynthConfig(preset="huge"), tmp_path / "x", progress=False)
     with pytest.raises(UserError, match="not a synthetic world"):
         load_manifest(tmp_path)
+
+
+def test_source_zipf_changes_only_the_source_activity_mix(tmp_path):
+    """v2's knob: a flatter source long tail draws other source plans, and leaves the target's exactly as they were."""
+    a = generate_world(SynthConfig(**MICRO), tmp_path / "a", progress=False)
+    b = generate_world(SynthConfig(**{**MICRO, "source_zipf": 0.0}), tmp_path / "b", progress=False)
+    for name in ("ava/annotations/ava_train_v2.2.csv", "ava/annotations/ava_val_v2.2.csv",
+                 "hidden_truth/ava_train_source_labels.csv"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    assert (a / "seal/seal_tubes_train.json").read_bytes() != (b / "seal/seal_tubes_train.json").read_bytes()
+    steep = SynthConfig(**MICRO)
+    flat = SynthConfig(**{**MICRO, "source_zipf": 0.0})
+    assert steep.sizes()["source_zipf"] == 1.1 and flat.sizes()["source_zipf"] == 0.0
+    from seal_transfer.data.synthetic.world import _zipf
+
+    assert np.allclose(_zipf(4, False, 0.0), 1.0)  # exponent 0: every activity equally likely
+    assert _zipf(4, False, 1.1)[0] / _zipf(4, False, 1.1)[3] == pytest.approx(4 ** 1.1)
+    assert SynthConfig(preset="small").sizes()["source_zipf"] == 0.6

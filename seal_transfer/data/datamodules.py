@@ -99,7 +99,21 @@ def make_keyframe_split(
         seed=int(cfg.seed),
         views=views,
     )
+    if cfg.data.preload:
+        _preload(dataset, float(cfg.data.preload_max_gb), what or "dataset")
     return KeyframeSplit(dataset, split, broken)
+
+
+def _preload(dataset: KeyframeDataset, max_gb: float, what: str) -> None:
+    import time
+
+    started = time.time()
+    held = dataset.preload(int(max_gb * 1e9), progress=False)
+    if held is None:
+        print(f"[{what}] data.preload: frames would exceed data.preload_max_gb={max_gb}; decoding on the fly instead")
+    else:
+        print(f"[{what}] preloaded the frames of {len(dataset)} keyframes: {held / 1e6:.0f} MB in "
+              f"{time.time() - started:.1f} s")
 
 
 class EpochShuffleSampler(RandomSampler):

@@ -199,6 +199,7 @@ class KeyframeDataset(Dataset):
         self.cache_frames = 2 * clip.num_frames if cache_frames is None else int(cache_frames)
         self._sources: dict[str, Any] = {}
         self._frames: OrderedDict[tuple[str, Optional[int], int], np.ndarray] = OrderedDict()
+        self._preloaded = False
 
     def __len__(self) -> int:
         return len(self.index)
@@ -209,8 +210,40 @@ class KeyframeDataset(Dataset):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_sources"] = {}  # open decoders stay in the process that opened them
-        state["_frames"] = OrderedDict()
+        if not self._preloaded:
+            state["_frames"] = OrderedDict()  # a preloaded store travels (fork shares it without a copy)
         return state
+
+    def preload(self, max_bytes: int, progress: bool = True) -> Optional[int]:
+        """Decode every frame the keyframes need once and keep them all (no eviction): for a small dataset,
+        training then never decodes again and each epoch costs only augmentation and compute.
+
+        Frames are stored once per (video, frame) however many keyframes share them, at the size the dataset
+        decodes anyway. Stops and returns None (cache left as a normal bounded cache) when the frames would pass
+        `max_bytes`; otherwise returns the bytes held. Call it before DataLoader workers start: forked workers
+        share the decoded frames with the main process instead of decoding them again.
+        """
+        from tqdm import tqdm
+
+        self.cache_frames = 1 << 62  # no eviction while filling
+        held = 0
+        bar = tqdm(total=len(self), desc="preload frames", unit="kf", disable=not progress, dynamic_ncols=True)
+        try:
+            for i in range(len(self)):
+                before = len(self._frames)
+                frames = self.decode_frames(i)
+                if len(self._frames) > before and frames:
+                    held += (len(self._frames) - before) * frames[0].nbytes
+                if held > max_bytes:
+                    self._frames.clear()
+                    self.cache_frames = 2 * self.clip.num_frames
+                    return None
+                bar.update(1)
+        finally:
+            bar.close()
+        self._sources = {}  # decoders are not needed any more; forked workers must not share their state
+        self._preloaded = True
+        return held
 
     def _source(self, video_id: str) -> Any:
         src = self._sources.get(video_id)

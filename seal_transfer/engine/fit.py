@@ -58,6 +58,7 @@ def build_trainer(cfg: Any, out_dir: Path, monitor: Optional[str], mode: str = "
         ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1, enable_version_counter=False)
     )
     callbacks.append(EpochSeed(int(cfg.seed)))
+    callbacks.append(TrainThroughput())
     csv_logger = (AppendingCSVLogger if resume_checkpoint(out_dir) is not None else CSVLogger)(
         out_dir, name="logs", version="")
     loggers = [csv_logger, TensorBoardLogger(out_dir, name="logs", version="")]
@@ -106,6 +107,54 @@ class EpochSeed(Callback):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         torch.manual_seed(self.seed * 1_000_003 + int(trainer.current_epoch))
+
+
+class TrainThroughput(Callback):
+    """Training samples per second of wall time, data loading included and validation excluded: from an epoch's
+    start to its last training batch. Logged per epoch (`train/samples_per_s`); `summary()` gives the run's total,
+    which stages put in metrics.json so a benchmark can compare the stage with a bare loop."""
+
+    def __init__(self) -> None:
+        self.samples = 0
+        self.seconds = 0.0
+        self._start: Optional[float] = None
+        self._last: Optional[float] = None
+        self._epoch_samples = 0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        import time
+
+        self._start = self._last = time.perf_counter()
+        self._epoch_samples = 0
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        import time
+
+        self._last = time.perf_counter()
+        self._epoch_samples += len(batch["index"]) if isinstance(batch, dict) and "index" in batch else 0
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._start is None or self._last is None or self._last <= self._start:
+            return
+        seconds = self._last - self._start
+        self.samples += self._epoch_samples
+        self.seconds += seconds
+        pl_module.log("train/samples_per_s", self._epoch_samples / seconds, on_epoch=True, on_step=False)
+
+    def summary(self) -> dict[str, float]:
+        if self.seconds <= 0:
+            return {}
+        return {"train_samples_per_s": round(self.samples / self.seconds, 2),
+                "train_loop_seconds": round(self.seconds, 1)}
+
+
+def throughput_of(trainer: L.Trainer) -> dict[str, float]:
+    """The `TrainThroughput` summary of a trainer built by `build_trainer` (empty if it has none)."""
+    for callback in trainer.callbacks:
+        if isinstance(callback, TrainThroughput):
+            return callback.summary()
+    return {}
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

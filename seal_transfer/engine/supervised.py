@@ -22,6 +22,7 @@ from seal_transfer.engine.fit import (
     export_weights,
     quiet_lightning,
     resume_checkpoint,
+    throughput_of,
     translate_training_errors,
 )
 from seal_transfer.evaluation.frame_map import frame_map
@@ -155,6 +156,7 @@ def run_detection_job(cfg: Any, job: DetectionJob) -> dict[str, Any]:
         "epochs": int(trainer.current_epoch),
         "wall_time_s": round(time.time() - started, 1),
         "num_classes": len(job.labelmap),
+        **throughput_of(trainer),
     }
     if evaluator.last:
         metrics.update({k.replace("val/", ""): v for k, v in evaluator.last["metrics"].items()})

@@ -38,7 +38,11 @@ from seal_transfer.data.synthetic.vocab import ATOMIC, TIERS, activities_for, at
 from seal_transfer.errors import UserError
 from seal_transfer.utils.fileio import atomic_path, atomic_write, write_json
 
-WORLD_VERSION = 1
+# v2 (2026-12): the `small` preset's source domain has twice the videos (72/24) and a milder long tail of activity
+# frequencies (Zipf exponent 0.6 instead of 1.1). Why (docs/synthetic_world.md, "Versions"): in v1, six of the 21
+# source classes had 2-9 training clips and 0-2 validation boxes, so their AP was a coin flip and source-val
+# frame-mAP could not measure a source model's strength. Target, generic, tiny and paper content is unchanged.
+WORLD_VERSION = 2
 TIME_OFFSET = 900.0  # AVA "cut" files: file frame 0 is movie second 900
 FIRST_KEYFRAME = 902.0
 
@@ -63,11 +67,14 @@ GENERIC_LOOK = DomainLook(fps=15.0, width=128, height=96, actors=(1, 3), heights
 
 PRESETS: dict[str, dict[str, float]] = {
     "tiny": dict(source_train=4, source_val=2, source_duration=8.0, target_train=2, target_val=2,
-                 target_unlabeled=2, target_duration=8.0, generic_train=8, generic_val=4, generic_duration=2.0),
-    "small": dict(source_train=36, source_val=12, source_duration=12.0, target_train=24, target_val=8,
-                  target_unlabeled=16, target_duration=15.0, generic_train=90, generic_val=30, generic_duration=2.0),
+                 target_unlabeled=2, target_duration=8.0, generic_train=8, generic_val=4, generic_duration=2.0,
+                 source_zipf=1.1),
+    "small": dict(source_train=72, source_val=24, source_duration=12.0, target_train=24, target_val=8,
+                  target_unlabeled=16, target_duration=15.0, generic_train=90, generic_val=30, generic_duration=2.0,
+                  source_zipf=0.6),
     "paper": dict(source_train=160, source_val=40, source_duration=16.0, target_train=100, target_val=30,
-                  target_unlabeled=60, target_duration=20.0, generic_train=400, generic_val=100, generic_duration=2.0),
+                  target_unlabeled=60, target_duration=20.0, generic_train=400, generic_val=100, generic_duration=2.0,
+                  source_zipf=1.1),
 }
 
 
@@ -87,6 +94,7 @@ class SynthConfig:
     generic_train: Optional[int] = None
     generic_val: Optional[int] = None
     generic_duration: Optional[float] = None
+    source_zipf: Optional[float] = None  # long tail of source activity frequencies: weight ∝ rank^-source_zipf
     workers: int = 0  # processes for rendering; 0 = min(2, CPUs). Output does not depend on it.
 
     def sizes(self) -> dict[str, float]:
@@ -123,6 +131,7 @@ class _Job:
     out_dir: str
     excluded: bool = False
     label: int = -1  # generic class index
+    source_zipf: float = 1.1
 
 
 @dataclass
@@ -144,8 +153,8 @@ def _streams(job: _Job) -> tuple[np.random.Generator, np.random.Generator, np.ra
     return np.random.default_rng(plan), np.random.default_rng(pixels), np.random.default_rng(detector)
 
 
-def _zipf(n: int, permute: bool) -> np.ndarray:
-    weights = 1.0 / np.arange(1, n + 1) ** 1.1
+def _zipf(n: int, permute: bool, exponent: float = 1.1) -> np.ndarray:
+    weights = 1.0 / np.arange(1, n + 1) ** exponent
     if permute:  # the target domain has its own activity frequencies (a label shift), fixed across seeds
         weights = weights[np.random.default_rng(20240501).permutation(n)]
     return weights
@@ -194,7 +203,7 @@ def _source_job(job: _Job) -> _Result:
     rng, pix, _ = _streams(job)
     n = int(round(job.duration * look.fps))
     acts = activities_for(job.tier)
-    plans = plan_video(rng, n, look.fps, look.width, look.height, acts, _zipf(len(acts), False),
+    plans = plan_video(rng, n, look.fps, look.width, look.height, acts, _zipf(len(acts), False, job.source_zipf),
                        int(rng.integers(look.actors[0], look.actors[1] + 1)), look.heights, look.p_joint,
                        look.p_partial)
     kin = simulate(plans, look.fps, look.width, look.height)
@@ -509,7 +518,7 @@ def _generate_into(cfg: SynthConfig, sizes: dict[str, float], tier: int, root: P
     for split, offset in (("train", 0), ("val", n_src["train"])):
         for i in range(n_src[split]):
             jobs.append(_Job("source", split, i, src_ids[offset + i], seed, tier, float(sizes["source_duration"]),
-                             str(root / "seal" / "videos")))
+                             str(root / "seal" / "videos"), source_zipf=float(sizes["source_zipf"])))
     n_tgt = {s: int(sizes[f"target_{s}"]) for s in ("train", "val", "unlabeled")}
     tgt_ids = _video_ids(seed, 2, sum(n_tgt.values()), "", 11)
     offset = 0

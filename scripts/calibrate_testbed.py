@@ -1,0 +1,183 @@
+"""Calibration of the SYNTHETIC transfer testbed: is the SEAL-style source model at the paper's strength?
+
+Target fixed before the runs (the testbed issue): with `configs/testbed.yaml`, `pretrain` reaches source-val
+frame-mAP >= 0.65 on the `small` world for each of world seeds 0, 1 and 2, in <= 10 minutes wall on 2 cores.
+Settings were chosen on world seed 0 with training seed 100; the calibration below uses training seed 0.
+
+Runs (each a committed record under `results/runs/testbed/`):
+  - the testbed config on world seeds 0, 1, 2;
+  - a capacity curve on world seed 0: model width (`model.stem_width` 4, 8 = the testbed, 16), and source mAP
+    against epochs read from the testbed run's own validation log;
+  - the previous config (`configs/table5_synthetic.yaml`) on the new world, as the issue asks.
+Writes `results/testbed.md` and `results/testbed_capacity.png`.
+
+    python scripts/calibrate_testbed.py                # run what is missing, then write the report
+    python scripts/calibrate_testbed.py --report-only
+    python scripts/calibrate_testbed.py --only calibration   # skip the capacity and old-config rows
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from seal_transfer.experiment import Job, Runner, load_records, mean_std
+from seal_transfer.utils.fileio import atomic_write
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET_MAP = 0.65
+TARGET_WALL_S = 600.0
+WORLD_SEEDS = (0, 1, 2)
+WIDTHS = (4, 16)  # besides the testbed's own width
+TRAIN_SEED = 0
+
+
+def pretrain_extract(out_dir: Path) -> dict[str, Any]:
+    m = json.loads((out_dir / "metrics.json").read_text())
+    curve = []
+    log = out_dir / "logs" / "metrics.csv"
+    if log.exists():
+        with log.open() as handle:
+            for row in csv.DictReader(handle):
+                if row.get("val/mAP"):
+                    curve.append({"epoch": int(row["epoch"]), "step": int(row["step"]), "mAP": float(row["val/mAP"])})
+    keep = ("mAP", "top50_mAP", "epochs", "train_keyframes", "val_keyframes", "wall_time_s", "train_samples_per_s",
+            "per_class_AP")
+    return {**{k: m[k] for k in keep if k in m}, "val_curve": curve}
+
+
+def jobs(run_root: Path, only: str) -> list[Job]:
+    out = []
+    for world in WORLD_SEEDS:
+        out.append(Job(f"testbed__w{world}", "pretrain", [f"data.synthetic.seed={world}", f"seed={TRAIN_SEED}"],
+                       run_root / f"testbed_w{world}", fields={"kind": "calibration", "world_seed": world,
+                                                               "seed": TRAIN_SEED}, extract=pretrain_extract))
+    if only == "calibration":
+        return out
+    for width in WIDTHS:
+        out.append(Job(f"width{width}__w0", "pretrain", ["data.synthetic.seed=0", f"seed={TRAIN_SEED}",
+                                                         f"model.stem_width={width}"],
+                       run_root / f"width{width}_w0", fields={"kind": "capacity", "world_seed": 0,
+                                                              "stem_width": width, "seed": TRAIN_SEED},
+                       extract=pretrain_extract))
+    out.append(Job("old_config__w0", "pretrain", ["data.synthetic.seed=0", f"seed={TRAIN_SEED}"],
+                   run_root / "old_config_w0", fields={"kind": "old_config", "world_seed": 0, "seed": TRAIN_SEED},
+                   extract=pretrain_extract, configs=["configs/table5_synthetic.yaml"]))
+    return out
+
+
+def plot(records: list[dict[str, Any]], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_w, ax_e) = plt.subplots(1, 2, figsize=(10, 3.8))
+    widths = sorted([(8, r) for r in records if r["name"] == "testbed__w0"]
+                    + [(r["stem_width"], r) for r in records if r.get("kind") == "capacity"], key=lambda t: t[0])
+    if widths:
+        ax_w.plot([w for w, _ in widths], [100 * r["mAP"] for _, r in widths], "o-")
+        for w, r in widths:
+            ax_w.annotate(f"{r['stage_wall_time_s'] / 60:.0f} min", (w, 100 * r["mAP"]), textcoords="offset points",
+                          xytext=(4, -12), fontsize=8)
+    ax_w.axhline(100 * TARGET_MAP, color="grey", ls="--", lw=1)
+    ax_w.set(xscale="log", xlabel="model.stem_width (slow-stem channels; stage widths scale with it)",
+             ylabel="source-val frame-mAP (%)", title="capacity: width (world seed 0)")
+    ax_w.set_xticks([w for w, _ in widths] or [8], [str(w) for w, _ in widths] or ["8"])
+    for r in records:
+        if r.get("kind") == "calibration" and r.get("val_curve"):
+            ax_e.plot([c["epoch"] + 1 for c in r["val_curve"]], [100 * c["mAP"] for c in r["val_curve"]], "o-",
+                      ms=3, label=f"world seed {r['world_seed']}")
+    ax_e.axhline(100 * TARGET_MAP, color="grey", ls="--", lw=1)
+    ax_e.set(xlabel="epoch", ylabel="source-val frame-mAP (%)", title="capacity: epochs (testbed config)")
+    ax_e.legend(fontsize=8)
+    fig.suptitle("SYNTHETIC testbed calibration", fontsize=10)
+    fig.tight_layout()
+    from seal_transfer.utils.fileio import atomic_path
+
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def report(records: list[dict[str, Any]], out_md: Path, out_png: Path, note: str) -> None:
+    cal = sorted([r for r in records if r.get("kind") == "calibration"], key=lambda r: r["world_seed"])
+    lines = [
+        "# Testbed calibration (SYNTHETIC `small` world v2)",
+        "",
+        f"**Target, fixed before the runs:** with `configs/testbed.yaml`, `pretrain` reaches source-val frame-mAP "
+        f"≥ {TARGET_MAP:.2f} for each of world seeds 0, 1, 2, in ≤ {TARGET_WALL_S / 60:.0f} min wall on 2 cores. "
+        "Settings were chosen on world seed 0 with training seed 100 (not reported); these runs use training seed 0.",
+        "",
+        "| world seed | source-val frame-mAP | wall (s) | train samples/s | epochs | meets target |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in cal:
+        ok = r["mAP"] >= TARGET_MAP and r["stage_wall_time_s"] <= TARGET_WALL_S
+        lines.append(f"| {r['world_seed']} | {r['mAP']:.3f} | {r['stage_wall_time_s']:.0f} | "
+                     f"{r.get('train_samples_per_s', float('nan')):.1f} | {r.get('epochs')} | "
+                     f"{'yes' if ok else 'no'} |")
+    if cal:
+        m, s = mean_std([r["mAP"] for r in cal])
+        met = sum(r["mAP"] >= TARGET_MAP and r["stage_wall_time_s"] <= TARGET_WALL_S for r in cal)
+        lines += ["", f"Mean {m:.3f} ± {s:.3f}; **{met} of {len(cal)} world seeds meet the target.** Wall time is "
+                  "the stage's own (world generation excluded; the world is generated once per seed and cached).", ""]
+    cap = sorted([r for r in records if r.get("kind") == "capacity"], key=lambda r: r["stem_width"])
+    base = [r for r in cal if r["world_seed"] == 0]
+    if cap or base:
+        lines += ["## Capacity", "", "![capacity](testbed_capacity.png)", "",
+                  "| model.stem_width | source-val frame-mAP (world 0) | wall (s) |", "|---|---|---|"]
+        rows = sorted([(r["stem_width"], r) for r in cap] + [(8, r) for r in base], key=lambda t: t[0])
+        lines += [f"| {w} | {r['mAP']:.3f} | {r['stage_wall_time_s']:.0f} |" for w, r in rows]
+        lines.append("")
+    old = [r for r in records if r.get("kind") == "old_config"]
+    if old:
+        r = old[0]
+        lines += ["## The previous config on the new world", "",
+                  f"`configs/table5_synthetic.yaml` (the config of the earlier Table 5, tiny model at 64 px, overlap "
+                  f"clip rule, 1 fps boxes, SGD) on world v2 seed 0: source-val frame-mAP **{r['mAP']:.3f}** in "
+                  f"{r['stage_wall_time_s']:.0f} s.", ""]
+    lines += ["## Provenance", "", note, "", "| record | commit | command |", "|---|---|---|"]
+    lines += [f"| {r['name']} | {r['commit']} | `{r.get('command', '')}` |" for r in records]
+    lines.append("")
+    with atomic_write(out_md) as handle:
+        handle.write("\n".join(lines))
+    plot(records, out_png)
+    print(f"wrote {out_md} and {out_png}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default="configs/testbed.yaml")
+    ap.add_argument("--run-root", default="runs/testbed")
+    ap.add_argument("--records", default="results/runs/testbed")
+    ap.add_argument("--only", choices=("all", "calibration"), default="all")
+    ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--budget-min", type=float, default=None)
+    args = ap.parse_args()
+    started = time.time()
+    note = "report rebuilt from records only (--report-only)."
+    if not args.report_only:
+        deadline = started + 60 * args.budget_min if args.budget_min else None
+        runner = Runner(ROOT, "testbed", [args.config], ["data.synthetic.preset=small",
+                                                          "trainer.enable_progress_bar=false"],
+                        ROOT / args.records, ROOT / args.run_root, deadline)
+        for job in jobs(ROOT / args.run_root, args.only):
+            if runner.ensure(job) is None:
+                print(f"time budget reached before {job.name}")
+                break
+        note = (f"This invocation: {len(runner.ran)} runs executed, {len(runner.reused)} reused from records, "
+                f"{(time.time() - started) / 60:.1f} min on {os.cpu_count()} CPU cores "
+                f"({platform.processor() or platform.machine()}); code commit {runner.commit}.")
+    results = ROOT / "results"
+    report(load_records(ROOT / args.records), results / "testbed.md", results / "testbed_capacity.png", note)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,273 @@
+"""Experiments that outlive a session: run records and a runner that skips what a record already holds.
+
+A run record is the small committed JSON a finished experiment run leaves under `results/runs/<experiment>/`.
+
+Run directories (checkpoints, videos of features) are too big to commit and do not outlive a session, so an
+experiment that takes several sessions keeps its evidence here instead: one record per finished run with its
+metrics, per-round statistics, the hash of everything that defines the run, the code commit and the wall time.
+Experiment scripts skip a run whose record carries the current hash, rerun one whose hash differs, and build
+their tables from records only, so a table can be completed over several sessions.
+
+The hash covers what changes the result (the stage arguments, the text of the config files, the upstream runs'
+hashes) and nothing that does not (run-directory paths, the commit: a refactor must not invalidate finished
+runs; the commit is recorded beside the hash so a reader can see which code produced each number).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from seal_transfer.utils.fileio import write_json
+
+RECORD_VERSION = 1
+
+
+def config_hash(*parts: Any) -> str:
+    """Stable 16-hex-digit hash of JSON-serialisable parts (dict keys sorted)."""
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def git_commit(root: Path) -> str:
+    """The checkout's commit (with `+dirty` when tracked files differ), or 'unknown' outside git."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
+def record_path(records_dir: Path, name: str) -> Path:
+    return records_dir / f"{name}.json"
+
+
+def read_record(path: Path) -> Optional[dict[str, Any]]:
+    """A record, or None if it is absent or unreadable (a half-written record cannot exist: writes are atomic)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("record_version") == RECORD_VERSION else None
+
+
+def matching_record(path: Path, expected_hash: str) -> Optional[dict[str, Any]]:
+    """The record at `path` if it was made with `expected_hash`, else None (absent or stale: rerun)."""
+    record = read_record(path)
+    return record if record is not None and record.get("config_hash") == expected_hash else None
+
+
+def write_record(path: Path, *, experiment: str, name: str, config_hash: str, commit: str, wall_time_s: float,
+                 fields: dict[str, Any]) -> dict[str, Any]:
+    record = {
+        "record_version": RECORD_VERSION,
+        "experiment": experiment,
+        "name": name,
+        "config_hash": config_hash,
+        "commit": commit,
+        "wall_time_s": round(float(wall_time_s), 1),
+        **fields,
+    }
+    write_json(path, record)
+    return record
+
+
+def load_records(records_dir: Path) -> list[dict[str, Any]]:
+    """Every readable record of one experiment, sorted by name."""
+    if not records_dir.is_dir():
+        return []
+    out = [r for r in (read_record(p) for p in sorted(records_dir.glob("*.json"))) if r is not None]
+    return sorted(out, key=lambda r: str(r.get("name")))
+
+
+# Two-sided 95 % Student-t quantiles t_{0.975, df} for df = 1..30 (standard tables); beyond 30 the normal 1.96
+# is within 2 % of the exact value.
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def t975(df: int) -> float:
+    if df < 1:
+        return math.nan
+    return _T975[df - 1] if df <= len(_T975) else 1.96
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (n - 1); std is 0 for one value and NaN for none."""
+    n = len(values)
+    if n == 0:
+        return math.nan, math.nan
+    m = sum(values) / n
+    return m, (math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0)
+
+
+def paired_difference(a: dict[Any, float], b: dict[Any, float]) -> dict[str, Any]:
+    """Mean of a[s] - b[s] over the seeds both have, with its 95 % t-interval (NaN bounds for fewer than 2)."""
+    seeds = sorted(set(a) & set(b))
+    diffs = [a[s] - b[s] for s in seeds]
+    m, s = mean_std(diffs)
+    half = t975(len(diffs) - 1) * s / math.sqrt(len(diffs)) if len(diffs) > 1 else math.nan
+    return {"n": len(diffs), "seeds": seeds, "mean": m, "low": m - half, "high": m + half,
+            "wins": sum(d > 0 for d in diffs)}
+
+
+def describe_interval(diff: dict[str, Any], unit: str = "") -> str:
+    if diff["n"] == 0:
+        return "—"
+    if diff["n"] < 2:
+        return f"{diff['mean']:+.2f}{unit} (1 seed)"
+    return f"{diff['mean']:+.2f}{unit} [{diff['low']:+.2f}, {diff['high']:+.2f}] ({diff['wins']}/{diff['n']} seeds > 0)"
+
+
+def verdict(diff: dict[str, Any]) -> str:
+    """'above' / 'below' when the 95 % interval excludes 0, else 'inconclusive' (or 'too few seeds')."""
+    if diff["n"] < 2:
+        return "too few seeds"
+    if diff["low"] > 0:
+        return "above"
+    if diff["high"] < 0:
+        return "below"
+    return "inconclusive"
+
+
+def by_seed(records: Iterable[dict[str, Any]], metric: str, **match: Any) -> dict[int, float]:
+    """{seed: record[metric]} over records whose fields equal `match`."""
+    out: dict[int, float] = {}
+    for r in records:
+        if all(r.get(k) == v for k, v in match.items()) and r.get(metric) is not None:
+            out[int(r["seed"])] = float(r[metric])
+    return out
+
+
+@dataclass
+class Job:
+    """One stage invocation of an experiment: `python -m seal_transfer.<stage> --config C... run_dir=D args...`.
+
+    `upstream` jobs must finish first; their hashes enter this job's hash, so a changed pretrain reruns
+    everything built on it. `fields` go into the record beside what `extract` reads from the stage's files.
+    """
+
+    name: str
+    stage: str
+    args: list[str]
+    run_dir: Path
+    upstream: list[Job] = field(default_factory=list)
+    fields: dict[str, Any] = field(default_factory=dict)
+    extract: Optional[Callable[[Path], dict[str, Any]]] = None
+    configs: Optional[list[str]] = None  # YAML files of this job instead of the runner's
+
+    @property
+    def out_dir(self) -> Path:
+        return self.run_dir / self.stage
+
+    @property
+    def weights(self) -> Path:
+        return self.out_dir / "model.pt"
+
+
+class Runner:
+    """Runs jobs as subprocesses, once each, skipping those whose record matches; writes a record per finished job.
+
+    `configs` are the YAML files every command takes; their text is part of every hash. A job whose record
+    matches is not rerun even if its run directory is gone — unless a later job needs its weights, in which case
+    it is rerun in place (same hash, so the record stays).
+    """
+
+    def __init__(self, root: Path, experiment: str, configs: Sequence[str], common: Sequence[str],
+                 records_dir: Path, run_root: Path, deadline: Optional[float] = None, log: Optional[Path] = None):
+        self.root = root
+        self.experiment = experiment
+        self.configs = list(configs)
+        self.common = list(common)
+        self.records_dir = records_dir
+        self.run_root = run_root
+        self.deadline = deadline
+        self.log = log or run_root / "commands.log"
+        self.commit = git_commit(root)
+        self._hashes: dict[str, str] = {}
+        self.ran: list[str] = []
+        self.reused: list[str] = []
+        self.skipped_for_time: list[str] = []
+
+    def _configs(self, job: Job) -> list[str]:
+        return self.configs if job.configs is None else list(job.configs)
+
+    def job_hash(self, job: Job) -> str:
+        if job.name not in self._hashes:
+            texts = [(c, (self.root / c).read_text(encoding="utf-8")) for c in self._configs(job)]
+            self._hashes[job.name] = config_hash(
+                job.stage, texts, self.common, job.args, [self.job_hash(u) for u in job.upstream]
+            )
+        return self._hashes[job.name]
+
+    def command(self, job: Job, extra: Sequence[str] = ()) -> list[str]:
+        config_args = [a for c in self._configs(job) for a in ("--config", c)]
+        return [sys.executable, "-m", f"seal_transfer.{job.stage}", *config_args, f"run_dir={job.run_dir}",
+                *self.common, *job.args, *extra]
+
+    def record_of(self, job: Job) -> Optional[dict[str, Any]]:
+        return matching_record(record_path(self.records_dir, job.name), self.job_hash(job))
+
+    def out_of_time(self) -> bool:
+        return self.deadline is not None and time.time() > self.deadline
+
+    def ensure(self, job: Job, need_weights: bool = False) -> Optional[dict[str, Any]]:
+        """The job's record, running it (and its upstream) if needed; None if the time budget ran out first."""
+        record = self.record_of(job)
+        if record is not None and not (need_weights and not job.weights.exists()):
+            if job.name not in self.reused:
+                self.reused.append(job.name)
+            return record
+        for up in job.upstream:
+            if self.ensure(up, need_weights=True) is None:
+                return None
+        if self.out_of_time():
+            self.skipped_for_time.append(job.name)
+            return None
+        inits = [f"init={up.weights}" for up in job.upstream[:1]]
+        cmd = self.command(job, inits)
+        shown = " ".join(shlex.quote("python" if c == sys.executable else c) for c in cmd)
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        started = time.time()
+        with self.log.open("a") as handle:
+            handle.write(f"\n$ {shown}\n")
+            handle.flush()
+            proc = subprocess.run(cmd, cwd=self.root, stdout=handle, stderr=subprocess.STDOUT,
+                                  env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        wall = time.time() - started
+        print(f"  [{wall:6.0f} s] {job.name} -> exit {proc.returncode}", flush=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"{job.name}: command failed (exit {proc.returncode}); see {self.log}\n{shown}")
+        metrics = json.loads((job.out_dir / "metrics.json").read_text())
+        stage_wall = float(metrics.get("wall_time_s") or wall)
+        fields = {**job.fields, "stage": job.stage, "command": shown.replace(str(self.root) + "/", ""),
+                  **(job.extract(job.out_dir) if job.extract else {})}
+        self.ran.append(job.name)
+        return write_record(record_path(self.records_dir, job.name), experiment=self.experiment, name=job.name,
+                            config_hash=self.job_hash(job), commit=self.commit, wall_time_s=wall,
+                            fields={**fields, "stage_wall_time_s": stage_wall})
+
+
+def adapt_round_summary(adapt_dir: Path) -> list[dict[str, Any]]:
+    """Per-round pseudo-label statistics of a finished adapt stage, the fields tables and plots use."""
+    keys = ("round", "labels", "lambda_c", "samples_seen", "kept", "kept_fraction", "pseudo_label_precision",
+            "argmax_precision", "majority_class", "majority_class_frequency", "kept_classes", "largest_class",
+            "largest_class_share", "kept_label_entropy", "truth_classes", "kept_truth_class_coverage")
+    rounds = []
+    for path in sorted(adapt_dir.glob("round_*/stats.json"), key=lambda p: int(p.parent.name.split("_")[1])):
+        stats = json.loads(path.read_text())
+        rounds.append({k: stats.get(k) for k in keys})
+    return rounds
