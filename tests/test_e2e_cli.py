@@ -170,3 +170,42 @@ def test_lambda_sweep_cli(tmp_path: Path, cache: Path) -> None:
     assert "python -m seal_transfer.sweep --config" in table
     assert "adapt.lambda_c = 1.0: adaptation left the pretrained weights unchanged" in table
     assert out.with_suffix(".png").stat().st_size > 0
+
+
+@pytest.mark.e2e
+def test_oracle_adapt_then_label_scarce_finetune(tmp_path: Path, cache: Path) -> None:
+    """adapt.labels=oracle trains on the hidden truth (precision 1 by construction) and records the diagnostics;
+    finetune with data.target.label_fraction trains on a subset of the train videos; data.preload decodes once."""
+    run = tmp_path / "run"
+    run_cli("pretrain", "--config", SMOKE, f"run_dir={run}", cache=cache)
+    run_cli("adapt", "--config", SMOKE, f"run_dir={run}", "adapt.rounds=1", "adapt.epochs_per_round=1",
+            "adapt.labels=oracle", cache=cache)
+    stats = json.loads((run / "adapt" / "round_1" / "stats.json").read_text())
+    assert stats["labels"] == "oracle" and stats["pseudo_label_precision"] == 1.0
+    assert stats["kept"] == stats["boxes_with_truth"] > 0  # every box with truth is kept, with its true labels
+    assert _in_unit(stats["argmax_precision"]) and _in_unit(stats["majority_class_frequency"])
+    assert stats["kept_classes"] == stats["truth_classes"] and stats["kept_truth_class_coverage"] == 1.0
+    proc = run_cli("finetune", "--config", SMOKE, f"run_dir={run}", "data.target.label_fraction=0.5",
+                   "data.preload=true", "data.num_workers=0", cache=cache)
+    fine = json.loads((run / "finetune" / "metrics.json").read_text())
+    assert fine["label_fraction"] == 0.5 and fine["labelled_train_videos"] == 1 and fine["train_videos_total"] == 2
+    assert "preloaded the frames of" in proc.stdout and fine["train_samples_per_s"] > 0
+
+
+@pytest.mark.e2e
+def test_oracle_adapt_on_real_roots_refuses_before_any_work(tmp_path: Path, cache: Path) -> None:
+    """Real data has no hidden truth: adapt.labels=oracle|random stop with one line before the stage folder exists."""
+    import shutil
+
+    run_cli("synth", "preset=tiny", f"cache_dir={cache}", cache=cache)
+    world = next(p for p in cache.iterdir() if p.name.startswith("tiny-seed0-"))
+    shutil.copytree(world / "seal", tmp_path / "seal")
+    shutil.copytree(world / "ava", tmp_path / "ava")  # a "real" AVA root: no hidden_truth/ beside it
+    for labels in ("oracle", "random"):
+        proc = run_cli("adapt", "--config", SMOKE, f"run_dir={tmp_path / 'run'}", f"adapt.labels={labels}",
+                       f"data.source.root={tmp_path / 'seal'}", f"data.target.root={tmp_path / 'ava'}",
+                       cache=cache, check=False)
+        assert proc.returncode == 2, proc.stderr
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error:") and f"adapt.labels={labels}" in lines[0]
+        assert not (tmp_path / "run" / "adapt").exists()
