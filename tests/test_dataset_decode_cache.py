@@ -88,3 +88,26 @@ def test_worker_setup_keeps_freed_memory_and_is_wired_into_the_loaders() -> None
         assert keep_freed_memory() is True  # glibc's mallopt accepted both thresholds
     loader = KeyframeDataModule(None, None, batch_size=2, num_workers=2)._loader(list(range(4)), shuffle=False)
     assert loader.worker_init_fn is decode_worker_init
+
+
+def test_preload_holds_every_frame_once_and_changes_no_pixel(tmp_path: Path) -> None:
+    """data.preload: all frames decoded up front (each shared frame once), then no decoding; same clips as before."""
+    import pickle
+
+    loaded, plain = _dataset(tmp_path), _dataset(tmp_path, cache_frames=0)
+    held = loaded.preload(max_bytes=1 << 30, progress=False)
+    frames = len(loaded._frames)
+    assert held == frames * 48 * 64 * 3 and frames < 5 * 8  # neighbours share frames: stored once
+    counter = _CountingSource(plain._source("v"))
+    loaded._sources["v"] = counter
+    for i in range(len(loaded)):
+        np.testing.assert_array_equal(loaded.decode(i), plain.decode(i))
+    assert counter.frames_read == 0 and len(loaded._frames) == frames  # nothing decoded, nothing evicted
+    assert len(pickle.loads(pickle.dumps(loaded))._frames) == frames  # the store travels to spawned workers
+
+
+def test_preload_over_budget_falls_back_to_the_bounded_cache(tmp_path: Path) -> None:
+    ds = _dataset(tmp_path)
+    assert ds.preload(max_bytes=48 * 64 * 3 * 4, progress=False) is None  # room for 4 frames only
+    assert len(ds._frames) == 0 and ds.cache_frames == 2 * ds.clip.num_frames and not ds._preloaded
+    np.testing.assert_array_equal(ds.decode(1), _dataset(tmp_path, cache_frames=0).decode(1))

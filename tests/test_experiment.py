@@ -1,0 +1,122 @@
+"""Run records and the experiment runner: a finished run is never redone while its hash matches, a changed
+config reruns it and everything built on it, and the paired statistics equal hand-computed values."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+from seal_transfer.experiment import (
+    Job,
+    Runner,
+    config_hash,
+    load_records,
+    matching_record,
+    paired_difference,
+    record_path,
+    t975,
+    verdict,
+)
+
+FAKE_STAGE = '''
+import json, sys
+from pathlib import Path
+args = dict(a.split("=", 1) for a in sys.argv[1:] if "=" in a)
+out = Path(args["run_dir"]) / "{stage}"
+out.mkdir(parents=True, exist_ok=True)
+(out / "model.pt").write_text("weights")
+with open(Path(args["run_dir"]).parent / "calls.txt", "a") as f:
+    f.write("{stage} " + args.get("lr", "?") + "\\n")
+(out / "metrics.json").write_text(json.dumps({{"mAP": float(args.get("lr", 0)), "wall_time_s": 0.1}}))
+'''
+
+
+@pytest.fixture()
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project folder whose `python -m seal_transfer.<stage>` is a fake stage that writes metrics.json."""
+    pkg = tmp_path / "fakepkg" / "seal_transfer"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    for stage in ("pretrain", "finetune"):
+        (pkg / f"{stage}.py").write_text(FAKE_STAGE.format(stage=stage))
+    (tmp_path / "c.yaml").write_text("a: 1\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "fakepkg"))
+    return tmp_path
+
+
+def _jobs(root: Path, lr: str) -> tuple[Job, Job]:
+    pre = Job("pre", "pretrain", [f"lr={lr}"], root / "runs" / "pre")
+    fine = Job("fine", "finetune", ["lr=0.5"], root / "runs" / "fine", upstream=[pre],
+               extract=lambda d: {"mAP_copy": json.loads((d / "metrics.json").read_text())["mAP"]})
+    return pre, fine
+
+
+def _calls(root: Path) -> list[str]:
+    path = root / "runs" / "calls.txt"
+    return path.read_text().split("\n")[:-1] if path.exists() else []
+
+
+def test_runner_skips_matching_records_and_reruns_changed_ones(project: Path) -> None:
+    records = project / "results" / "runs" / "x"
+    runner = Runner(project, "x", ["c.yaml"], [], records, project / "runs")
+    pre, fine = _jobs(project, "0.1")
+    rec = runner.ensure(fine)
+    assert rec is not None and rec["mAP_copy"] == 0.5 and rec["experiment"] == "x"
+    assert _calls(project) == ["pretrain 0.1", "finetune 0.5"]
+    assert {r["name"] for r in load_records(records)} == {"pre", "fine"}
+    assert "init=" in rec["command"] and sys.executable not in rec["command"]
+
+    again = Runner(project, "x", ["c.yaml"], [], records, project / "runs")
+    assert again.ensure(_jobs(project, "0.1")[1]) == rec and len(_calls(project)) == 2  # nothing rerun
+    assert again.reused == ["fine"]
+
+    changed = Runner(project, "x", ["c.yaml"], [], records, project / "runs")
+    changed.ensure(_jobs(project, "0.2")[1])  # upstream changed: both rerun
+    assert _calls(project)[2:] == ["pretrain 0.2", "finetune 0.5"]
+
+    (project / "c.yaml").write_text("a: 2\n")  # the config text is part of every hash
+    edited = Runner(project, "x", ["c.yaml"], [], records, project / "runs")
+    assert matching_record(record_path(records, "fine"), edited.job_hash(_jobs(project, "0.2")[1])) is None
+
+
+def test_a_record_whose_weights_are_gone_is_rerun_only_when_needed(project: Path) -> None:
+    records = project / "results" / "runs" / "x"
+    runner = Runner(project, "x", ["c.yaml"], [], records, project / "runs")
+    pre, fine = _jobs(project, "0.1")
+    runner.ensure(pre)
+    (pre.weights).unlink()  # a new session: run directories are gone, records are committed
+    fresh = Runner(project, "x", ["c.yaml"], [], records, project / "runs")
+    assert fresh.ensure(pre) is not None and _calls(project) == ["pretrain 0.1"]  # the record suffices
+    fresh.ensure(fine)  # finetune needs the weights: pretrain is rerun in place, then finetune
+    assert _calls(project)[1:] == ["pretrain 0.1", "finetune 0.5"]
+
+
+def test_time_budget_stops_before_starting_a_run(project: Path) -> None:
+    runner = Runner(project, "x", ["c.yaml"], [], project / "rec", project / "runs", deadline=0.0)
+    assert runner.ensure(_jobs(project, "0.1")[0]) is None and _calls(project) == []
+    assert runner.skipped_for_time == ["pre"]
+
+
+def test_paired_difference_matches_hand_computation() -> None:
+    a = {0: 10.0, 1: 12.0, 2: 11.0, 3: 13.0, 4: 14.0}
+    b = {0: 9.0, 1: 10.0, 2: 10.5, 3: 12.0, 4: 12.5, 5: 99.0}  # seed 5 has no partner: left out
+    d = paired_difference(a, b)
+    diffs = [1.0, 2.0, 0.5, 1.0, 1.5]
+    mean = sum(diffs) / 5
+    sd = math.sqrt(sum((x - mean) ** 2 for x in diffs) / 4)
+    half = 2.776 * sd / math.sqrt(5)  # t_{0.975, 4}
+    assert d["n"] == 5 and d["mean"] == pytest.approx(1.2)
+    assert d["low"] == pytest.approx(mean - half) and d["high"] == pytest.approx(mean + half)
+    assert verdict(d) == "above" and d["wins"] == 5
+    assert verdict(paired_difference({0: 1.0, 1: 0.0}, {0: 0.0, 1: 1.0})) == "inconclusive"
+    assert verdict(paired_difference({0: 1.0}, {0: 0.0})) == "too few seeds"
+    assert t975(1) == 12.706 and t975(100) == 1.96
+
+
+def test_hash_is_order_free_in_dicts_and_sensitive_to_values() -> None:
+    assert config_hash({"a": 1, "b": 2}) == config_hash({"b": 2, "a": 1})
+    assert config_hash({"a": 1}) != config_hash({"a": 2})
