@@ -218,30 +218,38 @@ class KeyframeDataset(Dataset):
         """Decode every frame the keyframes need once and keep them all (no eviction): for a small dataset,
         training then never decodes again and each epoch costs only augmentation and compute.
 
-        Frames are stored once per (video, frame) however many keyframes share them, at the size the dataset
+        Each video is read in one sequential pass over the union of its keyframes' frames (one seek, instead of
+        one per keyframe), and each frame is stored once however many keyframes share it, at the size the dataset
         decodes anyway. Stops and returns None (cache left as a normal bounded cache) when the frames would pass
         `max_bytes`; otherwise returns the bytes held. Call it before DataLoader workers start: forked workers
         share the decoded frames with the main process instead of decoding them again.
         """
         from tqdm import tqdm
 
-        self.cache_frames = 1 << 62  # no eviction while filling
+        needed: dict[str, set[int]] = {}
+        for i in range(len(self)):
+            vid = self.index.video_ids[i]
+            needed.setdefault(vid, set()).update(self._frame_indices(i).tolist())
         held = 0
-        bar = tqdm(total=len(self), desc="preload frames", unit="kf", disable=not progress, dynamic_ncols=True)
+        self.cache_frames = 1 << 62  # no eviction while filling
+        bar = tqdm(total=len(needed), desc="preload frames", unit="video", disable=not progress, dynamic_ncols=True)
         try:
-            for i in range(len(self)):
-                before = len(self._frames)
-                frames = self.decode_frames(i)
-                if len(self._frames) > before and frames:
-                    held += (len(self._frames) - before) * frames[0].nbytes
+            for vid, wanted in needed.items():
+                source = self._source(vid)
+                short_side = self._decode_short_side(source)
+                order = sorted(wanted)
+                frames = source.read_frames(np.asarray(order), short_side=short_side)
+                held += sum(f.nbytes for f in frames)
                 if held > max_bytes:
                     self._frames.clear()
                     self.cache_frames = 2 * self.clip.num_frames
                     return None
+                for f, frame in zip(order, frames):
+                    self._frames[(vid, short_side, f)] = frame
+                source.close()  # decoders are not needed any more; forked workers must not share their state
                 bar.update(1)
         finally:
             bar.close()
-        self._sources = {}  # decoders are not needed any more; forked workers must not share their state
         self._preloaded = True
         return held
 
@@ -259,13 +267,16 @@ class KeyframeDataset(Dataset):
         """The clip of keyframe `i` as one uint8 (T, H, W, 3) array."""
         return np.stack(self.decode_frames(i))
 
+    def _frame_indices(self, i: int) -> np.ndarray:
+        timing = self.timings[self.index.video_ids[i]]
+        return clip_frame_indices(
+            float(self.index.timestamps[i]), timing.fps, timing.time_offset, self.clip.num_frames, self.clip.sample_rate
+        )
+
     def decode_frames(self, i: int) -> list[np.ndarray]:
         """The clip of keyframe `i` as T uint8 (H, W, 3) arrays, shared with the frame cache: read-only."""
         vid = self.index.video_ids[i]
-        timing = self.timings[vid]
-        indices = clip_frame_indices(
-            float(self.index.timestamps[i]), timing.fps, timing.time_offset, self.clip.num_frames, self.clip.sample_rate
-        )
+        indices = self._frame_indices(i)
         source = self._source(vid)
         short_side = self._decode_short_side(source)
         if self.cache_frames <= 0:
