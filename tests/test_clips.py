@@ -157,3 +157,24 @@ def test_rows_ordered_by_video_id_whatever_the_file_order():
     a = SealVideo("a", "training", 6.0, 10.0, 60, (96, 128), {"0": tube})
     clips = generate_clips(SealTubes(LM, [], {"b": b, "a": a}), ClipConfig(), LM)
     assert clips.table.video_ids.tolist() == ["a"] * 3 + ["b"] * 3
+
+
+def test_dense_samples_are_labelled_at_their_own_instant():
+    """assign_rule=keyframe + 4 fps boxes: samples around a keyframe take the actions active at their own frame."""
+    from seal_transfer.data.clips import label_at_own_instant
+    from seal_transfer.data.domains import expand_dense_boxes
+
+    world = _world([_tube("0", [(0.0, 1.2, 1), (1.2, 3.0, 2), (0.0, 6.0, 4)], ALL)])
+    clips = generate_clips(world, ClipConfig(assign_rule="keyframe", box_density="4fps"), LM)
+    dense = expand_dense_boxes(clips, {"v": 10.0}, 2.0)
+    # copied clip labels: the clip at keyframe 1.0 carries action 1 to its sample at frame 12 (1.2 s), after it ended
+    assert 1 in set(dense.action_ids[np.isclose(dense.timestamps, 1.2)].tolist())
+    relabelled = label_at_own_instant(dense, world)
+
+    def labels_at(t: float) -> set[int]:
+        return set(relabelled.action_ids[np.isclose(relabelled.timestamps, t)].tolist())
+
+    assert labels_at(1.0) == {1, 4}  # the keyframe sample keeps its clip labels
+    assert labels_at(0.8) == {1, 4}
+    assert labels_at(1.2) == labels_at(1.5) == {2, 4}  # action 1 ended at 1.2 s (half-open), action 2 began
+    assert len(relabelled) == len(set(zip(relabelled.timestamps.tolist(), relabelled.action_ids.tolist())))

@@ -237,3 +237,41 @@ def _clip_frame_boxes(
 def _rule(cfg: ClipConfig) -> dict:
     return {**asdict(cfg), "keyframe": "k*stride + window/2", "presence": "box at round(keyframe*fps)",
             "covers": "s <= keyframe < e"}
+
+
+def label_at_own_instant(table: AvaTable, tubes: SealTubes) -> AvaTable:
+    """Relabel dense training samples (`expand_dense_boxes`) with the actions active at each sample's own frame.
+
+    With `assign_rule="keyframe"` a clip's labels are the actions covering its keyframe; a dense sample a quarter
+    or half second away would otherwise inherit them even when an action starts or stops in between (for 1-3 s
+    segments that is a large share of the 4 fps samples). Here each distinct (video, time, person, box) sample
+    gets one row per atomic segment of its person's tube with start <= time < end; a sample with none is dropped,
+    as an unlabelled person has no row. The keyframe sample itself keeps exactly its clip labels.
+    """
+    if len(table) == 0:
+        return table
+    segments: dict[tuple[str, int], list[tuple[float, float, int]]] = {}
+    for vid, video in tubes.videos.items():
+        pids = person_ids_for(list(video.tubes))
+        for tid, tube in video.tubes.items():
+            segments[(vid, pids[tid])] = [(s.start, s.end, int(s.label)) for s in tube.atomic_actions]
+    rounded = np.round(table.boxes.astype(np.float64), 4)
+    seen: set[tuple] = set()
+    cols: dict[str, list] = {"vid": [], "ts": [], "box": [], "action": [], "person": []}
+    for i in range(len(table)):
+        vid, ts, pid = str(table.video_ids[i]), float(table.timestamps[i]), int(table.person_ids[i])
+        key = (vid, round(ts, 6), pid, *rounded[i].tolist())
+        if key in seen:
+            continue
+        seen.add(key)
+        active = sorted({lab for s, e, lab in segments.get((vid, pid), []) if s <= ts + _EPS and ts < e - _EPS})
+        for lab in active:
+            cols["vid"].append(vid)
+            cols["ts"].append(ts)
+            cols["box"].append(table.boxes[i])
+            cols["action"].append(lab)
+            cols["person"].append(pid)
+    if not cols["vid"]:
+        return AvaTable.empty(table.source)
+    return AvaTable.from_columns(cols["vid"], cols["ts"], np.asarray(cols["box"], np.float32), cols["action"],
+                                 cols["person"], source=table.source)

@@ -300,6 +300,10 @@ def load_source_split(cfg: Any, split: str, dense: bool = True) -> DomainSplit:
     clips = generate_clips(tubes, clip_cfg, labelmap)
     fps_of = {vid: float(v.fps) for vid, v in tubes.videos.items()}
     table = expand_dense_boxes(clips, fps_of, clip_cfg.window) if dense else clips.table
+    if dense and clip_cfg.assign_rule == "keyframe":
+        from seal_transfer.data.clips import label_at_own_instant
+
+        table = label_at_own_instant(table, tubes)  # each dense sample labelled at its own frame
     video_ids = set(table.video_ids.tolist())
     paths = _video_paths(root / s.video_dir, video_ids)
     timings = {
