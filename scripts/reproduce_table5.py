@@ -94,7 +94,8 @@ class Plan:
         return self._jobs[name]
 
     def pretrain(self, kind: str, seed: int) -> Job:
-        args = [f"seed={seed}"] + (["task=classification"] if kind == "generic" else [])
+        extra = self.plan.get("stage_args", {})
+        args = [f"seed={seed}"] + (["task=classification", *extra.get("generic", [])] if kind == "generic" else [])
         return self._job(f"pretrain_{kind}__s{seed}", stage="pretrain", args=args,
                          run_dir=self.run_root / f"s{seed}" / f"pretrain_{kind}",
                          fields={"kind": f"pretrain_{kind}", "seed": seed}, extract=pretrain_extract)
@@ -102,7 +103,8 @@ class Plan:
     def adapt(self, labels: str, lambda_c: float, seed: int) -> Job:
         tag = f"adapt_{labels}_l{lambda_c:g}"
         return self._job(f"{tag}__s{seed}", stage="adapt",
-                         args=[f"seed={seed}", f"adapt.labels={labels}", f"adapt.lambda_c={lambda_c}"],
+                         args=[f"seed={seed}", f"adapt.labels={labels}", f"adapt.lambda_c={lambda_c}",
+                               *self.plan.get("stage_args", {}).get("adapt", [])],
                          run_dir=self.run_root / f"s{seed}" / tag, upstream=[self.pretrain("seal", seed)],
                          fields={"kind": "adapt", "labels": labels, "lambda_c": lambda_c, "seed": seed},
                          extract=adapt_extract)
@@ -120,7 +122,8 @@ class Plan:
         suffix = "" if row not in ADAPT_ROWS or lambda_c == 0.3 else f"_l{lambda_c:g}"
         name = f"finetune_{row}{suffix}__f{_frac(fraction)}__s{seed}"
         return self._job(name, stage="finetune",
-                         args=[f"seed={seed}", f"data.target.label_fraction={fraction}"],
+                         args=[f"seed={seed}", f"data.target.label_fraction={fraction}",
+                               *self.plan.get("stage_args", {}).get("finetune", [])],
                          run_dir=self.run_root / f"s{seed}" / f"ft_{row}{suffix}_f{_frac(fraction)}",
                          upstream=self.init_of(row, seed, lambda_c),
                          fields={"kind": "finetune", "row": row, "fraction": fraction, "seed": seed,
@@ -137,6 +140,9 @@ class Plan:
         for seed in self.plan["seeds"]:
             for lam in sweep.get("values", []):
                 jobs.append(self.finetune("seal_adapt", float(sweep["fraction"]), seed, float(lam)))
+        for seed in self.plan["seeds"]:
+            for fraction in self.plan.get("curve_fractions", []):
+                jobs += [self.finetune(row, fraction, seed) for row in self.plan["rows"]]
         return jobs
 
 
@@ -191,6 +197,51 @@ def build_report(plan: dict[str, Any], records: list[dict[str, Any]], out: Path,
     with atomic_write(out) as handle:
         handle.write("\n".join(lines))
     print(f"wrote {out}")
+
+
+def label_fraction_report(plan: dict[str, Any], records: list[dict[str, Any]], out_md: Path) -> None:
+    """Frame-mAP against the target label fraction for every row (mean ± std over seeds), table and figure."""
+    fractions = sorted({*plan["fractions"], *plan.get("curve_fractions", [])})
+    ft = [r for r in records if r.get("kind") == "finetune"]
+    lines = ["# Target frame-mAP against the labelled fraction of target train videos (SYNTHETIC)", "",
+             "From the Table 5 records (`results/runs/table5/`); `data.target.label_fraction` keeps a seeded, nested "
+             "subset of whole train videos. Mean ± std over the training seeds that have finished.", "",
+             "| row | " + " | ".join(f"{f:g}" for f in fractions) + " |", "|---|" + "---|" * len(fractions)]
+    curves: dict[str, list[tuple[float, float, float]]] = {}
+    for row in plan["rows"]:
+        cells = []
+        for f in fractions:
+            v = [100 * x for x in by_seed(ft, "mAP", row=row, fraction=f,
+                                          lambda_c=0.3 if row in ADAPT_ROWS else None).values()]
+            if v:
+                m, s = mean_std(v)
+                curves.setdefault(row, []).append((f, m, s))
+                cells.append(f"{m:.2f} ± {s:.2f} (n={len(v)})")
+            else:
+                cells.append("—")
+        lines.append(f"| {LABELS[row]} | " + " | ".join(cells) + " |")
+    lines += ["", "![label fraction](label_fraction.png)", ""]
+    with atomic_write(out_md) as handle:
+        handle.write("\n".join(lines))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from seal_transfer.utils.fileio import atomic_path
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for row, pts in curves.items():
+        ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o", capsize=3,
+                    label=LABELS[row])
+    ax.set(xscale="log", xlabel="labelled fraction of target train videos", ylabel="target frame-mAP@0.5 (%)",
+           title="SYNTHETIC: transfer against the target labelling budget")
+    ax.set_xticks(fractions, [f"{f:g}" for f in fractions])
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
+    fig.tight_layout()
+    with atomic_path(out_md.with_suffix(".png")) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
 
 
 def answer_lines(vals: dict[str, dict[int, float]], ref: str) -> list[str]:
@@ -293,7 +344,12 @@ def main() -> None:
         note = (f"This invocation: {len(runner.ran)} runs executed, {len(runner.reused)} reused from matching "
                 f"records, {(time.time() - started) / 60:.1f} min on {os.cpu_count()} CPU cores "
                 f"({platform.processor() or platform.machine()}); code commit {runner.commit}.")
-    build_report(plan, load_records(records_dir), ROOT / args.out, note)
+    records = load_records(records_dir)
+    if any(r.get("kind") == "finetune" for r in records):  # nothing to show before the first finetune
+        build_report(plan, records, ROOT / args.out, note)
+        label_fraction_report(plan, records, ROOT / "results" / "label_fraction.md")
+    else:
+        print(f"no finetune record under {records_dir} yet: reports left as they are")
 
 
 if __name__ == "__main__":
