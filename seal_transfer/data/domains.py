@@ -113,13 +113,42 @@ def _video_paths(video_dir: Path, video_ids: set[str]) -> dict[str, Path]:
     return {vid: find_video(video_dir, vid) for vid in sorted(video_ids)}
 
 
+EVAL_ALL_CLASSES = "all"  # data.target.eval_labelmap=all: evaluate every class of data.target.labelmap
+
+
+def _eval_labelmap(root: Path, t: Any, labelmap: LabelMap) -> LabelMap:
+    """The evaluated classes: a missing file is an error (falling back to all classes changes the mAP)."""
+    if t.eval_labelmap == EVAL_ALL_CLASSES:
+        return labelmap
+    path = config_path(root, t, "eval_labelmap", "data.target")
+    if path is None or not path.exists():
+        raise UserError(
+            f"{path}: file not found (config key 'data.target.eval_labelmap'; the 60-class AVA file ships in "
+            f"seal_transfer/resources/, or set data.target.eval_labelmap={EVAL_ALL_CLASSES} to evaluate every class "
+            "of data.target.labelmap)"
+        )
+    return read_labelmap(path)
+
+
+def _exclusions(root: Path, t: Any) -> set[tuple[str, float]]:
+    """Excluded val keyframes: a configured file that is missing is an error; `exclusions=null` means none."""
+    path = config_path(root, t, "exclusions", "data.target")
+    if path is None:
+        return set()
+    if not path.exists():
+        raise UserError(
+            f"{path}: file not found (config key 'data.target.exclusions'; set data.target.exclusions=null if "
+            "this dataset has no excluded timestamps)"
+        )
+    return read_exclusions(path)
+
+
 def load_target_split(cfg: Any, split: str, boxes: str = "gt") -> DomainSplit:
     """AVA-format target split. `split`: train | val | unlabeled; `boxes`: gt (labelled GT boxes) or detector."""
     t = cfg.data.target
     root, synthetic = target_root(cfg)
     labelmap = read_labelmap(config_path(root, t, "labelmap", "data.target", required=True))
-    eval_lm_path = config_path(root, t, "eval_labelmap", "data.target")
-    eval_labelmap = read_labelmap(eval_lm_path) if eval_lm_path is not None and eval_lm_path.exists() else labelmap
+    eval_labelmap = _eval_labelmap(root, t, labelmap) if split == "val" else None
     if split == "unlabeled":
         table = _read_boxes(
             config_path(root, t, "unlabeled_boxes", "data.target", required=True),
@@ -136,10 +165,7 @@ def load_target_split(cfg: Any, split: str, boxes: str = "gt") -> DomainSplit:
         if split == "train":
             check_action_ids(table, labelmap)  # a typo'd id would silently train as 'no label' (evaluators skip them)
             _check_duplicate_rows(table)
-    exclusions: set[tuple[str, float]] = set()
-    excl_path = config_path(root, t, "exclusions", "data.target")
-    if split == "val" and excl_path is not None and excl_path.exists():
-        exclusions = read_exclusions(excl_path)
+    exclusions = _exclusions(root, t) if split == "val" else set()
     meta_path = config_path(root, t, "video_meta", "data.target")
     meta = read_video_meta(meta_path) if meta_path is not None and meta_path.exists() else {}
     video_ids = set(table.video_ids.tolist())
