@@ -75,7 +75,7 @@ class DataConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     batch_size: int = 8  # clips per device per step
     num_workers: int = 2  # DataLoader workers per device
-    max_broken_fraction: float = 0.01  # stop if more than this fraction of videos fail to decode
+    max_broken_fraction: float = 0.01  # stop if more than this fraction of videos, or of keyframes, is unusable
 
 
 @dataclass

@@ -73,6 +73,11 @@ class DomainSplit:
     video_paths: dict[str, Path]
     eval_labelmap: Optional[LabelMap] = None
     exclusions: set[tuple[str, float]] = field(default_factory=set)
+    # Checks the datasets run on the keyframes (datasets.check_keyframes): timestamps inside each video's
+    # keyframe range (AVA), and frame counts the annotation promises (SEAL Tubes' nframes) with their source.
+    check_keyframe_range: bool = False
+    promised_frames: dict[str, int] = field(default_factory=dict)
+    promised_by: str = "the annotation"
 
 
 def target_root(cfg: Any) -> tuple[Path, bool]:
@@ -107,10 +112,10 @@ def _timings(
     return out
 
 
-def _video_paths(video_dir: Path, video_ids: set[str]) -> dict[str, Path]:
+def _video_paths(video_dir: Path, video_ids: set[str], frame_folders: bool = False) -> dict[str, Path]:
     from seal_transfer.data.datasets import find_video
 
-    return {vid: find_video(video_dir, vid) for vid in sorted(video_ids)}
+    return {vid: find_video(video_dir, vid, frame_folders=frame_folders) for vid in sorted(video_ids)}
 
 
 EVAL_ALL_CLASSES = "all"  # data.target.eval_labelmap=all: evaluate every class of data.target.labelmap
@@ -171,10 +176,11 @@ def load_target_split(cfg: Any, split: str, boxes: str = "gt") -> DomainSplit:
     video_ids = set(table.video_ids.tolist())
     frame_root = config_path(root, t, "frame_dir", "data.target")
     video_dir = frame_root if frame_root is not None else root / t.video_dir
-    paths = _video_paths(video_dir, video_ids)
+    paths = _video_paths(video_dir, video_ids, frame_folders=frame_root is not None)
     default = VideoTiming(t.fps, t.time_offset, t.first_keyframe, t.last_keyframe)
     return DomainSplit(
-        table, labelmap, _timings(video_ids, meta, default, paths), paths, eval_labelmap, exclusions
+        table, labelmap, _timings(video_ids, meta, default, paths), paths, eval_labelmap, exclusions,
+        check_keyframe_range=True,
     )
 
 
@@ -311,7 +317,11 @@ def load_source_split(cfg: Any, split: str, dense: bool = True) -> DomainSplit:
         )
         for vid in video_ids
     }
-    return DomainSplit(table, labelmap, timings, paths, labelmap, set())
+    return DomainSplit(
+        table, labelmap, timings, paths, labelmap, set(),
+        promised_frames={vid: int(tubes.videos[vid].nframes) for vid in video_ids},
+        promised_by=f"nframes in {tubes_json.name}",
+    )
 
 
 def class_frequencies(table: AvaTable) -> dict[int, int]:
