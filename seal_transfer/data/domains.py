@@ -148,6 +148,22 @@ def _exclusions(root: Path, t: Any) -> set[tuple[str, float]]:
     return read_exclusions(path)
 
 
+def ignored_eval_rows(table: AvaTable, labelmap: LabelMap, eval_ids: list[int]) -> tuple[int, int, str]:
+    """Validation GT rows that frame-mAP ignores, as the official evaluator does: (rows whose action id is in no
+    label map, rows of classes the evaluation label map leaves out, a description of the first unknown row)."""
+    known = np.isin(table.action_ids, np.asarray(labelmap.ids, dtype=np.int64))
+    unknown = np.flatnonzero((table.action_ids >= 0) & ~known)
+    not_evaluated = int((known & ~np.isin(table.action_ids, np.asarray(eval_ids, dtype=np.int64))).sum())
+    first = ""
+    if unknown.size:
+        i = int(unknown[0])
+        first = (
+            f"{table.source}: row {i + 1} ({table.video_ids[i]},{table.timestamps[i]:g}, "
+            f"action_id {table.action_ids[i]})"
+        )
+    return int(unknown.size), not_evaluated, first
+
+
 def load_target_split(cfg: Any, split: str, boxes: str = "gt") -> DomainSplit:
     """AVA-format target split. `split`: train | val | unlabeled; `boxes`: gt (labelled GT boxes) or detector."""
     t = cfg.data.target
