@@ -300,7 +300,7 @@ def test_frame_folder_errors(tmp_path: Path) -> None:
     (folder / "vid_07.jpg").write_bytes(b"")
     assert FrameFolderSource(folder).num_frames == 6
     with pytest.raises(VideoError, match="frame folder does not exist"):
-        FrameFolderSource(tmp_path / "gone").num_frames
+        FrameFolderSource(tmp_path / "gone").missing_frames.tolist()
     with pytest.raises(VideoError, match="does not exist"):
         open_video_source(tmp_path / "nowhere")
 
