@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-from seal_transfer.errors import UserError
+from seal_transfer.errors import UserError, one_line
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -18,7 +18,7 @@ def guarded_main(main: Callable[[Sequence[str]], int | None], argv: Sequence[str
     try:
         code = main(args)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return EXIT_USER
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -42,8 +42,8 @@ class TargetDataConfig:
     train_gt: str = "annotations/ava_train_v2.2.csv"
     val_gt: str = "annotations/ava_val_v2.2.csv"
     labelmap: str = "annotations/ava_action_list_v2.2.pbtxt"  # training classes (80 on AVA)
-    eval_labelmap: str = "annotations/ava_action_list_v2.2_for_activitynet_2019.pbtxt"  # evaluated classes (60)
-    exclusions: Optional[str] = "annotations/ava_val_excluded_timestamps_v2.2.csv"
+    eval_labelmap: str = "annotations/ava_action_list_v2.2_for_activitynet_2019.pbtxt"  # evaluated classes, or all
+    exclusions: Optional[str] = "annotations/ava_val_excluded_timestamps_v2.2.csv"  # must exist; null = none
     val_boxes: Optional[str] = None  # person-detector boxes for validation (PySlowFast CSV or .pkl); null = GT boxes
     val_box_threshold: float = 0.8  # detector-score threshold for val boxes (PySlowFast AVA default)
     unlabeled_boxes: Optional[str] = "annotations/ava_unlabeled_predicted_boxes.csv"  # extra pool for adaptation
@@ -77,7 +77,7 @@ class DataConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     batch_size: int = 8  # clips per device per step
     num_workers: int = 2  # DataLoader workers per device
-    max_broken_fraction: float = 0.01  # stop if more than this fraction of videos fail to decode
+    max_broken_fraction: float = 0.01  # stop if more than this fraction of videos, or of keyframes, is unusable
     preload: bool = False  # decode every needed frame once before training and keep it in memory (small data)
     preload_max_gb: float = 4.0  # preload only if the decoded frames of a split fit in this many GB
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from seal_transfer.cli import guarded_main, stage_main
 from seal_transfer.data.datamodules import make_keyframe_split
-from seal_transfer.data.domains import load_target_split, restrict_to_labelled_videos
+from seal_transfer.data.domains import ignored_eval_rows, load_target_split, restrict_to_labelled_videos
 from seal_transfer.engine.stages import resolve_init, run_stage
 from seal_transfer.engine.supervised import DetectionJob, run_detection_job
 
@@ -38,6 +38,13 @@ def finetune(cfg: Any) -> int:
         train = make_keyframe_split(cfg, train_split, train=True, what="target train")
         val = make_keyframe_split(cfg, val_split, train=False, labelled=not use_detector, what="target val")
         eval_ids = [c for c in val_gt.eval_labelmap.ids if c in set(train_split.labelmap.ids)]
+        unknown, not_evaluated, first_unknown = ignored_eval_rows(val_gt.table, train_split.labelmap, eval_ids)
+        if unknown or not_evaluated:  # frame-mAP ignores both, as the official evaluator does: say how many
+            print(
+                f"[finetune] target val: frame-mAP ignores, as the official evaluator does, {unknown} GT rows whose "
+                f"action id is not in {train_split.labelmap.source}" + (f" (first: {first_unknown})" if unknown else "")
+                + f" and {not_evaluated} rows of classes that are not evaluated ({len(eval_ids)} are)"
+            )
         job = DetectionJob(
             "finetune",
             out_dir,
@@ -54,6 +61,8 @@ def finetune(cfg: Any) -> int:
         metrics["label_fraction"] = fraction
         metrics["labelled_train_videos"] = len(train_split.video_paths)
         metrics["train_videos_total"] = all_videos
+        metrics["val_gt_rows_unknown_action"] = unknown
+        metrics["val_gt_rows_not_evaluated"] = not_evaluated
         return metrics
 
     return run_stage(cfg, "finetune", work)

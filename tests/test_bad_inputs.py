@@ -24,6 +24,7 @@ import torch
 
 from seal_transfer import adapt, finetune, pretrain
 from seal_transfer.cli import guarded_main
+from seal_transfer.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "configs" / "smoke.yaml"
@@ -103,6 +104,61 @@ def _small_ckpt(path: Path, num_classes: int) -> Path:
     model = build_detector(ModelConfig(preset="tiny"), num_classes)
     torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}, path)
     return path
+
+
+def _frame_folders(tmp: Path, world: Path) -> Path:
+    """The private AVA copy with PySlowFast frame folders, `frames/{vid}/{vid}_000001.jpg` (1-based), made from
+    the world's videos once per session and copied in; use with `data.target.frame_dir=frames`."""
+    root = _ava(tmp, world)
+    if not (root / "frames").exists():
+        cache = world.parent / "ava_frame_folders"
+        if not cache.exists():
+            from torchvision.io import write_jpeg
+
+            from seal_transfer.data.video import VideoSource, probe_video
+
+            building = world.parent / f".ava_frame_folders.{os.getpid()}"
+            for video in sorted((world / "ava" / "videos").glob("*.mp4")):
+                folder = building / video.stem
+                folder.mkdir(parents=True)
+                frames = VideoSource(video).read(np.arange(probe_video(video).num_frames))
+                for i, frame in enumerate(frames):
+                    image = torch.from_numpy(frame).permute(2, 0, 1).contiguous()
+                    write_jpeg(image, str(folder / f"{video.stem}_{i + 1:06d}.jpg"), quality=90)
+            building.rename(cache)
+        shutil.copytree(cache, root / "frames")
+    return root
+
+
+def _frames_target(tmp: Path, world: Path) -> list[str]:
+    return [f"data.target.root={_frame_folders(tmp, world)}", "data.target.frame_dir=frames"]
+
+
+def _append_rows(path: Path, *rows: str) -> None:
+    path.write_text(path.read_text() + "".join(f"{row}\n" for row in rows))
+
+
+def _set_last_keyframe(meta: Path, video_id: str, last: str) -> None:
+    """video_meta.csv: give one video a later last keyframe, so a late timestamp passes the range check."""
+    lines = meta.read_text().splitlines()
+    for i, line in enumerate(lines):
+        fields = line.split(",")
+        if fields[0] == video_id:
+            fields[4] = last
+            lines[i] = ",".join(fields)
+    meta.write_text("\n".join(lines) + "\n")
+
+
+def _truncated_mkv(video: Path) -> Path:
+    """Replace `video` (mp4) by the first half of an mkv of the same frames: it opens, and its header still
+    promises every frame (an mp4 cut short does not even open: its index sits at the end)."""
+    from seal_transfer.data.video import VideoSource, probe_video, write_video
+
+    mkv = video.with_suffix(".mkv")
+    write_video(mkv, VideoSource(video).read(np.arange(probe_video(video).num_frames)), fps=15, gop_size=15)
+    video.unlink()
+    mkv.write_bytes(mkv.read_bytes()[: mkv.stat().st_size // 2])
+    return mkv
 
 
 # ------------------------------------------------------------------------------------------- config cases
@@ -208,6 +264,20 @@ def c_exclusions_columns(tmp: Path, world: Path) -> Case:
     excl = _ava(tmp, world) / "annotations" / "ava_val_excluded_timestamps_v2.2.csv"
     excl.write_text("vid1,0902,extra\n")
     return Case("finetune", _target(tmp, world), [f"{excl}:1:", "expected 2 columns"])
+
+
+def c_eval_labelmap_missing(tmp: Path, world: Path) -> Case:
+    lm = _ava(tmp, world) / "annotations" / "ava_action_list_v2.2_for_activitynet_2019.pbtxt"
+    lm.unlink()  # it used to fall back to all classes silently: another mAP
+    return Case("finetune", _target(tmp, world), [str(lm), "file not found", "config key 'data.target.eval_labelmap'",
+                                                  "data.target.eval_labelmap=all"])
+
+
+def c_exclusions_missing(tmp: Path, world: Path) -> Case:
+    excl = _ava(tmp, world) / "annotations" / "ava_val_excluded_timestamps_v2.2.csv"
+    excl.unlink()  # it used to count as "no exclusions" silently
+    return Case("finetune", _target(tmp, world), [str(excl), "file not found", "config key 'data.target.exclusions'",
+                                                  "data.target.exclusions=null"])
 
 
 def c_detector_boxes_bad_score(tmp: Path, world: Path) -> Case:
@@ -344,6 +414,56 @@ c_video_not_a_video = _video_case(lambda v: v.write_text("just text\n" * 100), "
 c_video_too_short = _video_case(_short_video, "frames")
 
 
+def c_video_truncated_but_openable(tmp: Path, world: Path) -> Case:
+    mkv = _truncated_mkv(_first_train_video(tmp, world))  # keyframes 904-906 lie past the cut (frame 59): 3 of 10
+    return Case("finetune", _target(tmp, world), ["target train: 3 of 10 keyframes cannot be used",
+                                                  "data.max_broken_fraction=0.01", f"{mkv}: keyframe 0904 is frame 60",
+                                                  "past the last decodable frame", "truncated",
+                                                  "header promises 120 frames"])
+
+
+def c_timestamp_after_video_end(tmp: Path, world: Path) -> Case:
+    gt = _train_gt(tmp, world)
+    vid = _first_train_video(tmp, world).stem
+    _set_last_keyframe(_ava(tmp, world) / "annotations" / "video_meta.csv", vid, "1798")
+    _append_rows(gt, f"{vid},1500,0.100,0.100,0.500,0.900,1,0")  # the video ends at second 908
+    return Case("finetune", _target(tmp, world), ["target train: 1 of 11 keyframes cannot be used",
+                                                  f"{vid}.mp4: keyframe 1500 is frame 9000, outside the video "
+                                                  "(frames 0..119, seconds 900..908)", str(gt)])
+
+
+def c_timestamp_outside_keyframe_range(tmp: Path, world: Path) -> Case:
+    gt = _train_gt(tmp, world)
+    vid = _first_train_video(tmp, world).stem
+    _append_rows(gt, f"{vid},0850,0.100,0.100,0.500,0.900,1,0")
+    return Case("finetune", _target(tmp, world), ["1 of 11 keyframes cannot be used",
+                                                  "keyframe 0850 is outside the keyframe range 902..906",
+                                                  "video_meta.csv"])
+
+
+def c_frames_gap(tmp: Path, world: Path) -> Case:
+    args = _frames_target(tmp, world)
+    vid = _first_train_video(tmp, world).stem
+    (_ava(tmp, world) / "frames" / vid / f"{vid}_000061.jpg").unlink()  # frame 60, keyframe 0904's own frame
+    return Case("finetune", args, ["target train: 1 of 10 keyframes cannot be used",
+                                   f"frames/{vid}: keyframe 0904 needs frame 60, but {vid}_000061.jpg is missing"])
+
+
+def c_frame_folder_missing(tmp: Path, world: Path) -> Case:
+    args = _frames_target(tmp, world)
+    vid = _first_train_video(tmp, world).stem
+    shutil.rmtree(_ava(tmp, world) / "frames" / vid)
+    return Case("finetune", args, [f"frames/{vid}: frame folder does not exist", "data.max_broken_fraction"])
+
+
+def c_frame_decode_error_in_worker(tmp: Path, world: Path) -> Case:
+    args = _frames_target(tmp, world)
+    vid = _first_train_video(tmp, world).stem
+    jpg = _ava(tmp, world) / "frames" / vid / f"{vid}_000046.jpg"  # keyframe 0903's own frame
+    jpg.write_bytes(b"not a jpeg")  # listed like any frame, found only when a DataLoader worker decodes it
+    return Case("finetune", [*args, "data.num_workers=1"], [str(jpg), "cannot decode jpg"])
+
+
 def c_video_id_escapes_root(tmp: Path, world: Path) -> Case:
     gt = _train_gt(tmp, world)
     fields = gt.read_text().splitlines()[0].split(",")
@@ -352,7 +472,8 @@ def c_video_id_escapes_root(tmp: Path, world: Path) -> Case:
 
 
 CASES: dict[str, Maker] = {name[2:]: fn for name, fn in globals().items() if name.startswith("c_") and callable(fn)}
-SUBPROCESS_CASES = ["unknown_key", "lambda_above_one", "csv_column_count", "ckpt_truncated", "video_zero_bytes"]
+SUBPROCESS_CASES = ["unknown_key", "lambda_above_one", "csv_column_count", "ckpt_truncated", "video_zero_bytes",
+                    "frame_decode_error_in_worker"]
 
 
 def test_suite_is_big_enough() -> None:
@@ -468,3 +589,114 @@ def test_nan_loss_stops_with_clear_error_and_keeps_last_checkpoint(
     last = torch.load(stage / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert last["epoch"] == 0
     assert all(torch.isfinite(v).all() for v in last["state_dict"].values() if v.is_floating_point())
+
+
+# -------------------------------------------- keyframes that cannot be decoded are skipped, counted and not scored
+
+
+def _detected_keyframes(stage: Path) -> set[tuple[str, str]]:
+    return {tuple(row.split(",")[:2]) for row in (stage / "val_detections.csv").read_text().splitlines()}
+
+
+def _val_keyframes(root: Path) -> set[tuple[str, str]]:
+    rows = (root / "annotations" / "ava_val_v2.2.csv").read_text().splitlines()
+    excluded = (root / "annotations" / "ava_val_excluded_timestamps_v2.2.csv").read_text().splitlines()
+    return {tuple(row.split(",")[:2]) for row in rows} - {tuple(row.split(",")) for row in excluded}
+
+
+def _finetune(tmp: Path, world: Path, capsys: pytest.CaptureFixture, *args: str) -> tuple[dict, str]:
+    argv = [*_argv(Case("finetune", [], []), tmp, world), "data.max_broken_fraction=0.5", *args]
+    code = guarded_main(finetune.main, argv)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return json.loads((tmp / "run" / "finetune" / "metrics.json").read_text()), out
+
+
+@pytest.mark.e2e
+def test_frame_gap_and_timestamps_outside_the_video_are_skipped_and_counted(
+    tmp_path: Path, tiny_world: Path, capsys: pytest.CaptureFixture
+) -> None:
+    args = _frames_target(tmp_path, tiny_world)
+    root = _ava(tmp_path, tiny_world)
+    gt = root / "annotations" / "ava_val_v2.2.csv"
+    vid = gt.read_text().split(",", 1)[0]
+    (root / "frames" / vid / f"{vid}_000061.jpg").unlink()  # a gap at frame 60: keyframe 0904's own frame
+    _set_last_keyframe(root / "annotations" / "video_meta.csv", vid, "1798")
+    _append_rows(gt, f"{vid},1500,0.100,0.100,0.500,0.900,1,0",  # the video ends at second 908
+                 f"{vid},0850,0.100,0.100,0.500,0.900,1,0",  # before the video and its keyframe range
+                 f"{vid},0902,0.600,0.100,0.900,0.900,99,7")  # a label id in no label map (item 12)
+    metrics, out = _finetune(tmp_path, tiny_world, capsys, *args)
+    assert metrics["skipped_keyframes"] == 3 and metrics["broken_videos"] == []
+    folder = root / "frames" / vid
+    assert f"[target val] skipping 3 of 11 keyframes that cannot be decoded as asked, first: {folder}: " \
+           "keyframe 0850 is outside the keyframe range 902..1798" in out
+    problems = "\n".join(metrics["data_problems"])
+    assert f"keyframe 0904 needs frame 60, but {vid}_000061.jpg is missing (a gap)" in problems
+    assert "keyframe 1500 is frame 9000, outside the video (frames 0..119, seconds 900..908)" in problems
+    skipped = {(vid, "0904"), (vid, "1500"), (vid, "0850")}
+    assert _detected_keyframes(tmp_path / "run" / "finetune") == _val_keyframes(root) - skipped
+    assert metrics["val_keyframes"] == 8
+    assert metrics["val_gt_rows_unknown_action"] == 1
+    assert f"ignores, as the official evaluator does, 1 GT rows whose action id is not in {root}" in out
+    assert f"(first: {gt}: row {len(gt.read_text().splitlines())} ({vid},902, action_id 99))" in out
+
+
+@pytest.mark.e2e
+def test_truncated_video_keyframes_past_the_cut_are_skipped_and_counted(
+    tmp_path: Path, tiny_world: Path, capsys: pytest.CaptureFixture
+) -> None:
+    root = _ava(tmp_path, tiny_world)
+    vid = (root / "annotations" / "ava_val_v2.2.csv").read_text().split(",", 1)[0]
+    mkv = _truncated_mkv(root / "videos" / f"{vid}.mp4")
+    from seal_transfer.data.video import VideoSource
+
+    last = VideoSource(mkv).last_decodable_frame(119)
+    assert 52 <= last < 60  # keyframe 0903 (frames 37..52) decodes, 0904 (frame 60) does not
+    metrics, out = _finetune(tmp_path, tiny_world, capsys, *_target(tmp_path, tiny_world))
+    assert metrics["skipped_keyframes"] == 2 and metrics["broken_videos"] == []  # 0904, 0906 (0905 is excluded)
+    assert f"first: {mkv}: keyframe 0904 is frame 60, past the last decodable frame {last}: the video is truncated " \
+           "(its header promises 120 frames)" in out
+    assert _detected_keyframes(tmp_path / "run" / "finetune") == _val_keyframes(root) - {(vid, "0904"), (vid, "0906")}
+
+
+def test_seal_video_shorter_than_its_nframes_is_skipped_and_counted(tmp_path: Path, tiny_world: Path) -> None:
+    from seal_transfer.config import Config
+    from seal_transfer.configuration import load_config
+    from seal_transfer.data.datamodules import make_keyframe_split
+    from seal_transfer.data.domains import load_source_split
+    from seal_transfer.data.video import VideoSource, write_video
+
+    seal = _seal(tmp_path, tiny_world)
+    tubes = json.loads((seal / "seal_tubes_train.json").read_text())["database"]
+    vid = sorted(tubes)[0]
+    video = seal / "videos" / f"{vid}.mp4"
+    half = tubes[vid]["nframes"] // 2
+    write_video(video, VideoSource(video).read(np.arange(half)), fps=tubes[vid]["fps"])  # a healthy, shorter file
+    base = [*_argv(Case("pretrain", [], []), tmp_path, tiny_world)[2:], f"data.source.root={seal}"]
+    cfg = load_config(Config, [SMOKE], [*base, "data.max_broken_fraction=0.5"])
+    made = make_keyframe_split(cfg, load_source_split(cfg, "train"), train=True, what="SEAL Clips train")
+    assert made.skipped_keyframes and not made.broken_videos
+    assert f"past the last decodable frame {half - 1}: the video is truncated (nframes in seal_tubes_train.json " \
+           f"promises {tubes[vid]['nframes']} frames)" in made.skipped_keyframes[0]
+    fps = tubes[vid]["fps"]
+    kept = made.index.timestamps[np.asarray(made.index.video_ids) == vid]
+    assert kept.size and (np.rint(kept * fps) + made.dataset.clip.num_frames // 2 < half + 1).all()
+    strict = load_config(Config, [SMOKE], base)
+    with pytest.raises(UserError, match=rf"SEAL Clips train: {len(made.skipped_keyframes)} of \d+ keyframes cannot"):
+        make_keyframe_split(strict, load_source_split(strict, "train"), train=True, what="SEAL Clips train")
+
+
+def test_doing_without_eval_labelmap_or_exclusions_is_explicit(tmp_path: Path, tiny_world: Path) -> None:
+    from seal_transfer.config import Config
+    from seal_transfer.configuration import load_config
+    from seal_transfer.data.domains import load_target_split
+
+    ann = _ava(tmp_path, tiny_world) / "annotations"
+    (ann / "ava_action_list_v2.2_for_activitynet_2019.pbtxt").unlink()
+    (ann / "ava_val_excluded_timestamps_v2.2.csv").unlink()
+    base = [*_argv(Case("finetune", [], []), tmp_path, tiny_world)[2:], *_target(tmp_path, tiny_world)]
+    cfg = load_config(Config, [SMOKE], [*base, "data.target.eval_labelmap=all", "data.target.exclusions=null"])
+    val = load_target_split(cfg, "val")
+    assert val.eval_labelmap is not None and val.eval_labelmap.ids == val.labelmap.ids
+    assert val.exclusions == set()
+    assert load_target_split(load_config(Config, [SMOKE], base), "train").eval_labelmap is None  # train needs neither

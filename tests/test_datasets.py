@@ -10,6 +10,7 @@ from seal_transfer.data.datasets import (
     ClipSpec,
     KeyframeDataset,
     build_keyframe_index,
+    check_keyframes,
     check_videos,
     collate_keyframes,
     find_video,
@@ -111,3 +112,77 @@ def test_check_videos_counts_broken(tmp_path: Path, video_dir: Path) -> None:
         check_videos(paths, 0.01, "test set")
     good, broken = check_videos(paths, 0.5, "test set")
     assert list(good) == ["v1"] and len(broken) == 1 and "empty.mp4" in broken[0]
+
+
+def test_index_select_keeps_keyframes_with_their_boxes() -> None:
+    index = build_keyframe_index(_table(), LABELS)
+    second = index.select(np.array([False, True]))
+    assert second.video_ids == ["v1"] and second.timestamps.tolist() == [903]
+    assert second.box_start.tolist() == [0, 1] and second.labels.tolist() == [[0, 1, 0]]
+    assert len(index.select(np.array([False, False]))) == 0
+
+
+def _rows(video: str, stamps: list[float]) -> AvaTable:
+    n = len(stamps)
+    return AvaTable.from_columns([video] * n, stamps, [[0.1, 0.1, 0.5, 0.9]] * n, [2] * n, [0] * n)
+
+
+SPEC = ClipSpec(num_frames=8, sample_rate=2, alpha=4)  # frames centre-8 .. centre+6
+
+
+def test_check_keyframes_skips_timestamps_outside_the_video(video_dir: Path) -> None:
+    index = build_keyframe_index(_rows("v1", [899, 901.9, 902, 903, 904]), LABELS)
+    timing = {"v1": VideoTiming(fps=15, time_offset=900, first_keyframe=902, last_keyframe=906)}
+    checked = check_keyframes(index, {"v1": video_dir / "v1.mp4"}, timing, SPEC, annotations="gt.csv")
+    assert checked.keep.tolist() == [False, True, True, True, False]  # frames -15, 28, 30, 45, 60 of 0..59
+    assert checked.video_frames == {"v1": 60} and not checked.broken
+    before, after = checked.skipped
+    assert "v1.mp4: keyframe 0899 is frame -15, before the video's first frame" in before
+    assert "v1.mp4: keyframe 0904 is frame 60, outside the video (frames 0..59, seconds 900..904)" in after
+    assert "(timestamps from gt.csv)" in after
+    ranged = check_keyframes(index, {"v1": video_dir / "v1.mp4"}, timing, SPEC, check_range=True)
+    assert ranged.keep.tolist() == [False, False, True, True, False]
+    assert "keyframe 901.900 is outside the keyframe range 902..906" in ranged.skipped[1]
+
+
+def test_check_keyframes_skips_gaps_and_truncated_ends(tmp_path: Path, video_dir: Path) -> None:
+    from torchvision.io import write_jpeg
+
+    folder = tmp_path / "frames" / "v2"
+    folder.mkdir(parents=True)
+    for i in range(60):
+        if i != 30:  # frame 30, the keyframe 902 itself, is lost
+            image = torch.full((3, 24, 32), 4 * i, dtype=torch.uint8)
+            write_jpeg(image, str(folder / f"v2_{i + 1:06d}.jpg"))
+    index = build_keyframe_index(_rows("v2", [902, 903, 903.9, 904]), LABELS)
+    timing = {"v2": VideoTiming(fps=15, time_offset=900, first_keyframe=902, last_keyframe=906)}
+    checked = check_keyframes(index, {"v2": folder}, timing, SPEC, promised_frames={"v2": 120},
+                              promised_by="nframes in tubes.json")
+    assert checked.keep.tolist() == [False, True, False, False]
+    gap, needs, outside = checked.skipped
+    assert gap.endswith("v2: keyframe 0902 needs frame 30, but v2_000031.jpg is missing (a gap)")
+    assert "keyframe 903.900 needs frame 60, past the last decodable frame 59: the video is truncated " \
+           "(nframes in tubes.json promises 120 frames)" in needs
+    assert "keyframe 0904 is frame 60, past the last decodable frame 59" in outside
+    ds = KeyframeDataset(index.select(checked.keep), {"v2": folder}, timing, SPEC,
+                         ClipTransform(AugmentConfig(crop_size=16, eval_short_side=24), train=False),
+                         video_frames=checked.video_frames)
+    frames = ds.decode(0)  # keyframe 903: frames 37..51, all present
+    assert (frames[:, 0, 0, 0] // 4).tolist() == list(range(37, 52, 2))
+
+
+def test_check_keyframes_reports_a_folder_without_frames_as_broken(tmp_path: Path) -> None:
+    folder = tmp_path / "v3"
+    folder.mkdir()
+    (folder / "frame_1.png").write_bytes(b"")
+    index = build_keyframe_index(_rows("v3", [902]), LABELS)
+    timing = {"v3": VideoTiming(fps=15, time_offset=900)}
+    checked = check_keyframes(index, {"v3": folder}, timing, SPEC)
+    assert not checked.keep.any() and not checked.skipped
+    assert "v3: no frames named like v3_000001.jpg" in checked.broken["v3"]
+
+
+def test_find_video_names_the_frame_folder(tmp_path: Path) -> None:
+    assert find_video(tmp_path, "vid", frame_folders=True) == tmp_path / "vid"
+    good, broken = check_videos({"vid": tmp_path / "vid"}, 1.0, "test set")
+    assert not good and broken == [f"{tmp_path / 'vid'}: frame folder does not exist"]

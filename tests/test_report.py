@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from seal_transfer.data.formats.ava import AvaTable, write_ava_csv, write_labelmap
+from seal_transfer.data.formats.ava import AvaTable, write_ava_csv, write_exclusions, write_labelmap
 from seal_transfer.data.formats.ava import LabelMap as AvaLabelMap
 from seal_transfer.errors import UserError
 from seal_transfer.evaluation.frame_map import frame_map
@@ -151,6 +151,9 @@ def _fake_run(tmp_path: Path) -> Path:
     labelmap = AvaLabelMap([1, 2, 3], {1: "stand", 2: "walk", 3: "talk to"},
                            {1: "PERSON_MOVEMENT", 2: "PERSON_MOVEMENT", 3: "PERSON_INTERACTION"})
     write_labelmap(ava / "annotations" / "ava_action_list_v2.2.pbtxt", labelmap)
+    # The evaluation label map and the exclusions must exist (a stage refuses to run without them).
+    write_labelmap(ava / "annotations" / "ava_action_list_v2.2_for_activitynet_2019.pbtxt", labelmap, layout="item")
+    write_exclusions(ava / "annotations" / "ava_val_excluded_timestamps_v2.2.csv", [])
     gt, dets, _ = _random_eval_data(4)
     gt = gt.select(gt.action_ids <= 3)
     write_ava_csv(ava / "annotations" / "ava_val_v2.2.csv", gt, "gt")

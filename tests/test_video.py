@@ -15,6 +15,7 @@ from seal_transfer.data.video import (
     FrameFolderSource,
     VideoError,
     VideoSource,
+    check_frames,
     clip_frame_indices,
     open_video_source,
     pack_pathways,
@@ -148,16 +149,63 @@ def test_source_is_picklable_and_reopens(coded_mp4: Path) -> None:
     assert decode_indices(source.read(np.array([43]))).tolist() == [43]
 
 
-def test_truncated_file_with_decodable_head_clamps_to_last_decoded_frame(tmp_path: Path) -> None:
+def test_truncated_file_is_an_error_not_a_frozen_frame(tmp_path: Path) -> None:
     full = tmp_path / "full.mkv"  # Matroska stays playable when cut short (mp4 keeps its index at the end)
     write_video(full, coded_frames(200), fps=25, gop_size=10)
     data = full.read_bytes()
     cut = tmp_path / "cut.mkv"
     cut.write_bytes(data[: len(data) // 2])
-    decoded = decode_indices(VideoSource(cut).read(np.array([0, 10, 199, 150])))
-    last = decoded[2]
-    assert 10 < last < 199
-    assert decoded.tolist() == [0, 10, last, last]  # both indices past the cut repeat the last decodable frame
+    assert probe_video(cut).num_frames == 200  # the header still promises every frame
+    source = VideoSource(cut)
+    last = source.last_decodable_frame(199)
+    assert 10 < last < 150
+    assert decode_indices(source.read(np.array([0, 10, last]))).tolist() == [0, 10, last]
+    with pytest.raises(VideoError, match=rf"cut\.mkv: frame 199 cannot be decoded: the stream ends at frame {last} "
+                                         r"although the header promises 200 frames"):
+        source.read(np.array([0, 199]))
+    check = check_frames(source, 199, fps=25)
+    assert check.truncated and check.num_frames == last + 1 and check.promised_frames == 200
+
+
+def test_past_the_real_end_still_repeats_the_last_frame(coded_mp4: Path) -> None:
+    source = VideoSource(coded_mp4)
+    assert source.last_decodable_frame(500) == 119
+    assert decode_indices(source.read(np.array([118, 119, 140]))).tolist() == [118, 119, 119]
+    check = check_frames(source, 500, fps=30)
+    assert (check.num_frames, check.truncated) == (120, False)
+
+
+def test_check_frames_finds_the_end_of_a_cut_faststart_mp4(tmp_path: Path) -> None:
+    # An mp4 with its index in front (movflags=faststart) still opens when cut; the index then points past the
+    # end of the file, so a seek to a late frame finds no data at all.
+    path = tmp_path / "fast.mp4"
+    frames = coded_frames(150)
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        stream.codec_context.gop_size = 10
+        for array in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    source = VideoSource(path)
+    assert probe_video(path).num_frames == 150
+    check = check_frames(source, 140, fps=25)
+    assert check.truncated and 10 < check.num_frames < 140
+    assert decode_indices(source.read(np.array([check.num_frames - 1]))).tolist() == [check.num_frames - 1]
+    intact = check_frames(source, 20, fps=25)  # only what is needed is probed
+    assert (intact.num_frames, intact.truncated) == (150, False)
+
+
+def test_check_frames_uses_the_annotations_frame_count(coded_mp4: Path) -> None:
+    check = check_frames(VideoSource(coded_mp4), 400, fps=30, promised=400, promised_by="nframes in tubes.json")
+    assert check.truncated and check.num_frames == 120
+    assert (check.promised_frames, check.promised_by) == (400, "nframes in tubes.json")
+    # Within END_SLACK_S of the promised end it is the normal end of a video, not a truncation.
+    assert not check_frames(VideoSource(coded_mp4), 400, fps=30, promised=125).truncated
 
 
 @pytest.mark.parametrize(
@@ -240,8 +288,19 @@ def test_frame_folder_errors(tmp_path: Path) -> None:
     (folder / "vid_000003.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(VideoError, match=r"vid_000003\.jpg: cannot decode"):
         FrameFolderSource(folder).read(np.array([1, 2]))
-    (folder / "vid_000003.jpg").unlink()  # a hole: frames after it are not reachable as a run from 0
-    assert FrameFolderSource(folder).num_frames == 2
+    (folder / "vid_000003.jpg").unlink()  # a gap: the folder still ends at its last file
+    gapped = FrameFolderSource(folder)
+    assert gapped.num_frames == 6 and gapped.missing_frames.tolist() == [2]
+    assert decode_indices(gapped.read(np.array([5, 1]))).tolist() == [5, 1]
+    with pytest.raises(VideoError, match=r"vid_000003\.jpg: frame image is missing"):
+        gapped.read(np.array([1, 2]))
+    check = check_frames(gapped, 5, fps=30)
+    assert check.num_frames == 6 and check.missing.tolist() == [2] and not check.truncated
+    (folder / "notes.txt").write_text("not a frame")  # other files and other paddings are not frames
+    (folder / "vid_07.jpg").write_bytes(b"")
+    assert FrameFolderSource(folder).num_frames == 6
+    with pytest.raises(VideoError, match="frame folder does not exist"):
+        FrameFolderSource(tmp_path / "gone").missing_frames.tolist()
     with pytest.raises(VideoError, match="does not exist"):
         open_video_source(tmp_path / "nowhere")
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 import lightning as L
@@ -16,6 +17,7 @@ from seal_transfer.data.datasets import (
     KeyframeDataset,
     KeyframeIndex,
     build_keyframe_index,
+    check_keyframes,
     check_videos,
     collate_keyframes,
 )
@@ -44,7 +46,9 @@ class KeyframeSplit:
 
     dataset: KeyframeDataset
     split: DomainSplit
-    broken_videos: list[str]
+    broken_videos: list[str]  # one line per unusable video: its path and the problem
+    broken_video_ids: list[str] = field(default_factory=list)
+    skipped_keyframes: list[str] = field(default_factory=list)  # one line per keyframe dropped from a usable video
 
     @property
     def index(self) -> KeyframeIndex:
@@ -75,33 +79,65 @@ def make_keyframe_split(
     views: int = 1,
     what: str = "",
 ) -> KeyframeSplit:
-    """Build the dataset of one loaded split, skipping keyframes of unreadable videos (counted, bounded)."""
+    """Build the dataset of one loaded split: keyframes of unreadable videos, and keyframes whose clip cannot be
+    decoded as asked (outside the video, a gap, a truncated file), are skipped and counted; more than
+    `data.max_broken_fraction` of the videos or of the keyframes lost stops the stage."""
+    what = what or "dataset"
     spec = clip_spec(cfg.model)
     window = spec.num_frames * spec.sample_rate
-    good, broken = check_videos(split.video_paths, cfg.data.max_broken_fraction, what or "dataset", min_frames=window)
-    if broken:
-        total = len(split.video_paths)
-        print(f"[{what or 'dataset'}] skipping {len(broken)} of {total} unreadable videos, first: {broken[0]}")
-    keep_videos = set(good)
+    limit = float(cfg.data.max_broken_fraction)
+    good, broken = check_videos(split.video_paths, limit, what, min_frames=window)
     index = build_keyframe_index(
         split.table,
         split.labelmap if labelled else None,
-        keep=lambda vid, ts: vid in keep_videos and (vid, ts) not in split.exclusions,
+        keep=lambda vid, ts: (vid, ts) not in split.exclusions,
     )
+    checked = check_keyframes(
+        index,
+        good,
+        split.timings,
+        spec,
+        promised_frames=split.promised_frames,
+        promised_by=split.promised_by,
+        check_range=split.check_keyframe_range,
+        annotations=split.table.source if Path(split.table.source or ".").is_file() else "",
+    )
+    broken_ids = [vid for vid in split.video_paths if vid not in good] + list(checked.broken)
+    broken = broken + list(checked.broken.values())
+    total_videos = len(split.video_paths)
+    if broken:
+        print(f"[{what}] skipping {len(broken)} of {total_videos} unreadable videos, first: {broken[0]}")
+    if checked.skipped:
+        print(f"[{what}] skipping {len(checked.skipped)} of {len(index)} keyframes that cannot be decoded as asked, "
+              f"first: {checked.skipped[0]}")
+    lost = int((~checked.keep).sum())
+    if total_videos and len(broken) / total_videos > limit:
+        raise UserError(
+            f"{what}: {len(broken)} of {total_videos} videos are unreadable (limit "
+            f"data.max_broken_fraction={limit}); first: {broken[0]}"
+        )
+    if len(index) and lost / len(index) > limit:
+        first = broken[0] if broken else checked.skipped[0]
+        raise UserError(
+            f"{what}: {lost} of {len(index)} keyframes cannot be used (limit data.max_broken_fraction={limit}); "
+            f"first: {first}"
+        )
+    index = index.select(checked.keep)
     if len(index) == 0:
-        raise UserError(f"{what or 'dataset'}: no keyframes left to use (all rows filtered or videos unreadable)")
+        raise UserError(f"{what}: no keyframes left to use (all rows filtered or videos unreadable)")
     dataset = KeyframeDataset(
         index,
         good,
         split.timings,
-        clip_spec(cfg.model),
+        spec,
         ClipTransform(augment_config(cfg), train=train),
         seed=int(cfg.seed),
         views=views,
+        video_frames=checked.video_frames,
     )
     if cfg.data.preload:
         _preload(dataset, float(cfg.data.preload_max_gb), what or "dataset")
-    return KeyframeSplit(dataset, split, broken)
+    return KeyframeSplit(dataset, split, broken, broken_ids, checked.skipped)
 
 
 def _preload(dataset: KeyframeDataset, max_gb: float, what: str) -> None:

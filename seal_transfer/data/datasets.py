@@ -56,6 +56,21 @@ class KeyframeIndex:
     def num_boxes(self) -> int:
         return int(self.boxes.shape[0])
 
+    def select(self, keep: np.ndarray) -> KeyframeIndex:
+        """The keyframes where `keep` (bool, one per keyframe) is true, with their boxes, in the same order."""
+        keep = np.asarray(keep, dtype=bool)
+        counts = np.diff(self.box_start)
+        box_keep = np.repeat(keep, counts)
+        return KeyframeIndex(
+            video_ids=[v for v, k in zip(self.video_ids, keep.tolist()) if k],
+            timestamps=self.timestamps[keep],
+            box_start=np.concatenate([[0], np.cumsum(counts[keep])]).astype(np.int64),
+            boxes=self.boxes[box_keep],
+            labels=self.labels[box_keep],
+            person_ids=self.person_ids[box_keep],
+            box_scores=self.box_scores[box_keep],
+        )
+
 
 def build_keyframe_index(
     table: AvaTable,
@@ -135,12 +150,18 @@ def build_keyframe_index(
     )
 
 
-def find_video(video_dir: Path, video_id: str) -> Path:
-    """Resolve `{video_dir}/{video_id}.<ext>` without letting an id from an annotation file escape the folder."""
+def find_video(video_dir: Path, video_id: str, *, frame_folders: bool = False) -> Path:
+    """Resolve `{video_dir}/{video_id}.<ext>` without letting an id from an annotation file escape the folder.
+
+    `frame_folders`: `video_dir` holds one frame folder per video (data.target.frame_dir), so the answer is
+    `{video_dir}/{video_id}` whether or not it exists (a missing one is reported as a missing folder).
+    """
     if not video_id or "/" in video_id or "\\" in video_id or video_id in (".", "..") or "\0" in video_id:
         raise UserError(
             f"video id '{video_id}' is not a plain name (annotation files may not point outside {video_dir})"
         )
+    if frame_folders:
+        return video_dir / video_id
     for suffix in VIDEO_SUFFIXES:
         candidate = video_dir / f"{video_id}{suffix}"
         if candidate.exists():
@@ -179,6 +200,7 @@ class KeyframeDataset(Dataset):
         decode_short_side: Optional[int] = None,
         cache_frames: Optional[int] = None,
         decoder_threads: Optional[int] = None,
+        video_frames: Optional[dict[str, int]] = None,
     ) -> None:
         self.index = index
         self.video_paths = video_paths
@@ -197,6 +219,9 @@ class KeyframeDataset(Dataset):
         # Decoded frames kept per worker (default: two clips): neighbouring keyframes of one video share about half
         # their frames, so sequential passes (validation, pseudo-labelling) decode each frame once.
         self.cache_frames = 2 * clip.num_frames if cache_frames is None else int(cache_frames)
+        # Frames each video can deliver (from `check_keyframes`): clip indices clamp to this end instead of asking
+        # the decoder for frames past it. Without an entry, the source decides what lies past its end.
+        self.video_frames = dict(video_frames or {})
         self._sources: dict[str, Any] = {}
         self._frames: OrderedDict[tuple[str, Optional[int], int], np.ndarray] = OrderedDict()
         self._preloaded = False
@@ -268,9 +293,11 @@ class KeyframeDataset(Dataset):
         return np.stack(self.decode_frames(i))
 
     def _frame_indices(self, i: int) -> np.ndarray:
-        timing = self.timings[self.index.video_ids[i]]
+        vid = self.index.video_ids[i]
+        timing = self.timings[vid]
         return clip_frame_indices(
-            float(self.index.timestamps[i]), timing.fps, timing.time_offset, self.clip.num_frames, self.clip.sample_rate
+            float(self.index.timestamps[i]), timing.fps, timing.time_offset, self.clip.num_frames,
+            self.clip.sample_rate, video_frames=self.video_frames.get(vid),
         )
 
     def decode_frames(self, i: int) -> list[np.ndarray]:
@@ -373,6 +400,8 @@ def check_videos(
             if Path(path).is_dir():
                 if not any(Path(path).iterdir()):
                     raise VideoError(f"{path}: frame folder is empty")
+            elif not Path(path).exists() and Path(path).suffix.lower() not in VIDEO_SUFFIXES:
+                raise VideoError(f"{path}: frame folder does not exist")  # find_video(frame_folders=True)
             else:
                 frames = probe_video(path).num_frames
                 if frames < min_frames:  # every clip would be the same few frames repeated: not training data
@@ -386,6 +415,112 @@ def check_videos(
             f"data.max_broken_fraction={max_broken_fraction}); first: {broken[0]}"
         )
     return good, broken
+
+
+@dataclass
+class KeyframeCheck:
+    """Which keyframes of an index can be decoded as asked, from one probe per video (see `check_keyframes`)."""
+
+    keep: np.ndarray  # (F,) bool: the keyframe's clip can be decoded
+    skipped: list[str]  # one line per keyframe that was dropped although its video is usable, in index order
+    broken: dict[str, str]  # video id -> problem, for videos the probe found unusable as a whole
+    video_frames: dict[str, int]  # frames each usable video can deliver: clip indices clamp to this end
+
+
+def check_keyframes(
+    index: KeyframeIndex,
+    video_paths: dict[str, Path],
+    timings: dict[str, VideoTiming],
+    clip: ClipSpec,
+    *,
+    promised_frames: Optional[dict[str, int]] = None,
+    promised_by: str = "the annotation",
+    check_range: bool = False,
+    annotations: str = "",
+) -> KeyframeCheck:
+    """Decide for each keyframe whether its clip can be decoded, before any training, at the cost of one cheap
+    probe per video (`video.check_frames`).
+
+    Frames around a keyframe that lies inside the video are clamped at the video's edges (PySlowFast does the
+    same). A keyframe is skipped, with a one-line reason, when its own frame is outside the video (a timestamp
+    past the end or before the start), when `check_range` is set and its timestamp lies outside its timing's
+    keyframe range (video_meta.csv), when its clip needs frames past the end of a truncated video, or when its
+    clip needs a frame missing from a frame folder. Keyframes of videos absent from `video_paths` (found broken
+    earlier) are not kept and get no reason here.
+    """
+    from seal_transfer.data.formats.ava import format_timestamp
+    from seal_transfer.data.video import FrameFolderSource, check_frames
+
+    keep = np.zeros(len(index), dtype=bool)
+    reasons: dict[int, str] = {}
+    broken: dict[str, str] = {}
+    video_frames: dict[str, int] = {}
+    if len(index) == 0:
+        return KeyframeCheck(keep, [], broken, video_frames)
+    videos, position = np.unique(np.asarray(index.video_ids), return_inverse=True)
+    offsets = clip.sample_rate * np.arange(clip.num_frames, dtype=np.int64) - (clip.num_frames * clip.sample_rate) // 2
+    source_note = f" (timestamps from {annotations})" if annotations else ""
+    for v, vid in enumerate(videos.tolist()):
+        rows = np.flatnonzero(position == v)
+        path = video_paths.get(vid)
+        if path is None:
+            continue
+        timing = timings[vid]
+        stamps = index.timestamps[rows]
+        centre = np.rint((stamps - timing.time_offset) * timing.fps).astype(np.int64)
+        windows = centre[:, None] + offsets[None, :]
+        promised = None if promised_frames is None else promised_frames.get(vid)
+        source = open_video_source(path)
+        try:
+            check = check_frames(source, int(max(windows.max(), 0)), timing.fps, promised, promised_by)
+        except VideoError as exc:
+            broken[vid] = str(exc)
+            continue
+        finally:
+            source.close()
+        count = check.num_frames
+        video_frames[vid] = count
+        end_note = (
+            f"past the last decodable frame {count - 1}: the video is truncated ({check.promised_by} promises "
+            f"{check.promised_frames} frames)"
+            if check.truncated
+            else f"outside the video (frames 0..{count - 1}, seconds {timing.time_offset:g}.."
+            f"{timing.time_offset + count / timing.fps:g})"
+        )
+        clamped = np.clip(windows, 0, count - 1)
+        # Vectorised per video (AVA: ~900 keyframes each); messages are built for the skipped ones only.
+        out_of_range = np.zeros(len(rows), dtype=bool)
+        if check_range:
+            out_of_range = (stamps < timing.first_keyframe - 1e-6) | (stamps > timing.last_keyframe + 1e-6)
+        needs_cut = np.zeros(len(rows), dtype=bool)
+        if check.truncated:
+            needs_cut = np.minimum(windows.max(axis=1), check.promised_frames - 1) >= count
+        gaps = np.isin(clamped, check.missing) if check.missing.size else np.zeros(clamped.shape, dtype=bool)
+        bad = out_of_range | (centre < 0) | (centre >= count) | needs_cut | gaps.any(axis=1)
+        keep[rows[~bad]] = True
+        for r in np.flatnonzero(bad).tolist():
+            stamp = format_timestamp(float(stamps[r]))
+            if out_of_range[r]:
+                reason = (
+                    f"keyframe {stamp} is outside the keyframe range {timing.first_keyframe:g}.."
+                    f"{timing.last_keyframe:g} of its timing (video_meta.csv or data.target.first_keyframe/"
+                    f"last_keyframe){source_note}"
+                )
+            elif centre[r] < 0:
+                reason = (
+                    f"keyframe {stamp} is frame {int(centre[r])}, before the video's first frame (frame 0 is second "
+                    f"{timing.time_offset:g}){source_note}"
+                )
+            elif centre[r] >= count:
+                reason = f"keyframe {stamp} is frame {int(centre[r])}, {end_note}{source_note}"
+            elif needs_cut[r]:
+                reason = f"keyframe {stamp} needs frame {int(windows[r][windows[r] >= count][0])}, {end_note}"
+            else:
+                frame = int(clamped[r][gaps[r]][0])
+                name = source.frame_path(frame).name if isinstance(source, FrameFolderSource) else f"frame {frame}"
+                reason = f"keyframe {stamp} needs frame {frame}, but {name} is missing (a gap)"
+            reasons[int(rows[r])] = f"{path}: {reason}"
+    return KeyframeCheck(keep, [reasons[i] for i in sorted(reasons)], broken, video_frames)
 
 
 class ClipClassificationDataset(Dataset):

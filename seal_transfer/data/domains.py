@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -74,6 +74,11 @@ class DomainSplit:
     video_paths: dict[str, Path]
     eval_labelmap: Optional[LabelMap] = None
     exclusions: set[tuple[str, float]] = field(default_factory=set)
+    # Checks the datasets run on the keyframes (datasets.check_keyframes): timestamps inside each video's
+    # keyframe range (AVA), and frame counts the annotation promises (SEAL Tubes' nframes) with their source.
+    check_keyframe_range: bool = False
+    promised_frames: dict[str, int] = field(default_factory=dict)
+    promised_by: str = "the annotation"
 
 
 def target_root(cfg: Any) -> tuple[Path, bool]:
@@ -108,10 +113,56 @@ def _timings(
     return out
 
 
-def _video_paths(video_dir: Path, video_ids: set[str]) -> dict[str, Path]:
+def _video_paths(video_dir: Path, video_ids: set[str], frame_folders: bool = False) -> dict[str, Path]:
     from seal_transfer.data.datasets import find_video
 
-    return {vid: find_video(video_dir, vid) for vid in sorted(video_ids)}
+    return {vid: find_video(video_dir, vid, frame_folders=frame_folders) for vid in sorted(video_ids)}
+
+
+EVAL_ALL_CLASSES = "all"  # data.target.eval_labelmap=all: evaluate every class of data.target.labelmap
+
+
+def _eval_labelmap(root: Path, t: Any, labelmap: LabelMap) -> LabelMap:
+    """The evaluated classes: a missing file is an error (falling back to all classes changes the mAP)."""
+    if t.eval_labelmap == EVAL_ALL_CLASSES:
+        return labelmap
+    path = config_path(root, t, "eval_labelmap", "data.target")
+    if path is None or not path.exists():
+        raise UserError(
+            f"{path}: file not found (config key 'data.target.eval_labelmap'; the 60-class AVA file ships in "
+            f"seal_transfer/resources/, or set data.target.eval_labelmap={EVAL_ALL_CLASSES} to evaluate every class "
+            "of data.target.labelmap)"
+        )
+    return read_labelmap(path)
+
+
+def _exclusions(root: Path, t: Any) -> set[tuple[str, float]]:
+    """Excluded val keyframes: a configured file that is missing is an error; `exclusions=null` means none."""
+    path = config_path(root, t, "exclusions", "data.target")
+    if path is None:
+        return set()
+    if not path.exists():
+        raise UserError(
+            f"{path}: file not found (config key 'data.target.exclusions'; set data.target.exclusions=null if "
+            "this dataset has no excluded timestamps)"
+        )
+    return read_exclusions(path)
+
+
+def ignored_eval_rows(table: AvaTable, labelmap: LabelMap, eval_ids: list[int]) -> tuple[int, int, str]:
+    """Validation GT rows that frame-mAP ignores, as the official evaluator does: (rows whose action id is in no
+    label map, rows of classes the evaluation label map leaves out, a description of the first unknown row)."""
+    known = np.isin(table.action_ids, np.asarray(labelmap.ids, dtype=np.int64))
+    unknown = np.flatnonzero((table.action_ids >= 0) & ~known)
+    not_evaluated = int((known & ~np.isin(table.action_ids, np.asarray(eval_ids, dtype=np.int64))).sum())
+    first = ""
+    if unknown.size:
+        i = int(unknown[0])
+        first = (
+            f"{table.source}: row {i + 1} ({table.video_ids[i]},{table.timestamps[i]:g}, "
+            f"action_id {table.action_ids[i]})"
+        )
+    return int(unknown.size), not_evaluated, first
 
 
 def load_target_split(cfg: Any, split: str, boxes: str = "gt") -> DomainSplit:
@@ -119,8 +170,7 @@ def load_target_split(cfg: Any, split: str, boxes: str = "gt") -> DomainSplit:
     t = cfg.data.target
     root, synthetic = target_root(cfg)
     labelmap = read_labelmap(config_path(root, t, "labelmap", "data.target", required=True))
-    eval_lm_path = config_path(root, t, "eval_labelmap", "data.target")
-    eval_labelmap = read_labelmap(eval_lm_path) if eval_lm_path is not None and eval_lm_path.exists() else labelmap
+    eval_labelmap = _eval_labelmap(root, t, labelmap) if split == "val" else None
     if split == "unlabeled":
         table = _read_boxes(
             config_path(root, t, "unlabeled_boxes", "data.target", required=True),
@@ -137,19 +187,17 @@ def load_target_split(cfg: Any, split: str, boxes: str = "gt") -> DomainSplit:
         if split == "train":
             check_action_ids(table, labelmap)  # a typo'd id would silently train as 'no label' (evaluators skip them)
             _check_duplicate_rows(table)
-    exclusions: set[tuple[str, float]] = set()
-    excl_path = config_path(root, t, "exclusions", "data.target")
-    if split == "val" and excl_path is not None and excl_path.exists():
-        exclusions = read_exclusions(excl_path)
+    exclusions = _exclusions(root, t) if split == "val" else set()
     meta_path = config_path(root, t, "video_meta", "data.target")
     meta = read_video_meta(meta_path) if meta_path is not None and meta_path.exists() else {}
     video_ids = set(table.video_ids.tolist())
     frame_root = config_path(root, t, "frame_dir", "data.target")
     video_dir = frame_root if frame_root is not None else root / t.video_dir
-    paths = _video_paths(video_dir, video_ids)
+    paths = _video_paths(video_dir, video_ids, frame_folders=frame_root is not None)
     default = VideoTiming(t.fps, t.time_offset, t.first_keyframe, t.last_keyframe)
     return DomainSplit(
-        table, labelmap, _timings(video_ids, meta, default, paths), paths, eval_labelmap, exclusions
+        table, labelmap, _timings(video_ids, meta, default, paths), paths, eval_labelmap, exclusions,
+        check_keyframe_range=True,
     )
 
 
@@ -168,14 +216,11 @@ def labelled_videos(video_ids: set[str], fraction: float, seed: int) -> set[str]
 def restrict_to_labelled_videos(split: DomainSplit, fraction: float, seed: int) -> DomainSplit:
     """`split` with only the rows (and videos) of `labelled_videos`; the label-scarce finetune regime."""
     keep = labelled_videos(set(split.table.video_ids.tolist()), fraction, seed)
-    table = split.table.select(np.isin(split.table.video_ids, sorted(keep)))
-    return DomainSplit(
-        table,
-        split.labelmap,
-        {v: t for v, t in split.timings.items() if v in keep},
-        {v: p for v, p in split.video_paths.items() if v in keep},
-        split.eval_labelmap,
-        split.exclusions,
+    return replace(
+        split,
+        table=split.table.select(np.isin(split.table.video_ids, sorted(keep))),
+        timings={v: t for v, t in split.timings.items() if v in keep},
+        video_paths={v: p for v, p in split.video_paths.items() if v in keep},
     )
 
 
@@ -316,7 +361,11 @@ def load_source_split(cfg: Any, split: str, dense: bool = True) -> DomainSplit:
         )
         for vid in video_ids
     }
-    return DomainSplit(table, labelmap, timings, paths, labelmap, set())
+    return DomainSplit(
+        table, labelmap, timings, paths, labelmap, set(),
+        promised_frames={vid: int(tubes.videos[vid].nframes) for vid in video_ids},
+        promised_by=f"nframes in {tubes_json.name}",
+    )
 
 
 def class_frequencies(table: AvaTable) -> dict[int, int]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import os
+import re
+import string
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -28,6 +30,16 @@ PathLike = Union[str, "os.PathLike[str]"]
 # PySlowFast's AVA frame folders: frames/{video_id}/{video_id}_{idx:06d}.jpg with idx starting at 1.
 PYSLOWFAST_FRAME_PATTERN = "{video_id}_{idx:06d}.jpg"
 PYSLOWFAST_INDEX_BASE = 1
+
+
+# A stream may stop this many seconds before the frame count its header promises and still count as ending
+# normally: container durations are rounded estimates (Matroska has no frame count). A shorter stream is truncated.
+END_SLACK_S = 0.5
+
+
+def end_slack_frames(fps: float) -> int:
+    """END_SLACK_S in frames (at least 1)."""
+    return max(1, int(math.ceil(END_SLACK_S * fps)))
 
 
 class VideoError(UserError):
@@ -207,6 +219,10 @@ class VideoSource(FrameSource):
     # datasets.KeyframeDataset) then cost one decode of each frame instead of a seek + re-decode per clip.
     FORWARD_GAP = 96
 
+    # `last_decodable_frame` trusts an index once packets this many frames past it exist; nearer the stream's end
+    # it decodes to find out (the last few packets of a cut file may not decode).
+    PROBE_LOOKAHEAD = 16
+
     def __init__(self, path: PathLike, *, threads: Optional[int] = None) -> None:
         self.path = Path(path)
         self.threads = threads
@@ -252,12 +268,70 @@ class VideoSource(FrameSource):
             self._info = _info_from_container(self.path, self._container)
         return self._info
 
+    # -- probing ------------------------------------------------------------------------------------------------
+    def last_decodable_frame(self, index: int) -> int:
+        """`index` if the stream delivers frames up to `index`, else the last frame it does deliver (a truncated
+        file: its header still promises the full count).
+
+        Cheap on an intact file: one seek, then packets are only demuxed (not decoded) up to `index`. Only when
+        the packets stop early is the end searched (seeks) and the last frame decoded to find which one really
+        decodes. Raises VideoError when no frame decodes at all.
+        """
+        stream = self._stream()
+        fps = _stream_fps(stream)
+        if fps is None:
+            raise _video_error(self.path, "video stream has no frame rate")
+        index = max(int(index), 0)
+        try:
+            # Packets a little beyond `index` mean every frame up to it is complete (B-frames included).
+            reached = self._demux_reach(stream, fps, index + self.PROBE_LOOKAHEAD)
+            if reached is not None and reached >= index + self.PROBE_LOOKAHEAD:
+                return index
+            if reached is None:  # nothing after that seek point (e.g. an mp4 whose index points past the end)
+                low, high = 0, index
+                while high - low > 1:
+                    mid = (low + high) // 2
+                    probe = self._demux_reach(stream, fps, mid)
+                    low, high = (mid, high) if probe is not None and probe >= mid else (low, mid)
+                reached = self._demux_reach(stream, fps, low, to_end=True)
+                if reached is None:
+                    raise _video_error(self.path, "no frame can be decoded (no video packets)")
+            _, _, last_index, last_frame = self._decode_range(stream, fps, np.array([reached]))
+        finally:
+            self._decoder = None  # probing moved the demuxer: the next read seeks afresh
+            self._resume_index = None
+        if last_frame is None or last_index is None:
+            raise _video_error(self.path, f"no frame can be decoded at or before frame {reached}")
+        return min(int(last_index), index)
+
+    def _demux_reach(self, stream: Any, fps: Fraction, index: int, to_end: bool = False) -> Optional[int]:
+        """Seek to the keyframe at or before `index` and read packets (no decoding) until one reaches `index`
+        (or, with `to_end`, to the end); returns the highest frame index seen, None if no packet came."""
+        import av
+
+        time_base = stream.time_base
+        start_pts = stream.start_time or 0
+        target_sec = max(Fraction(0), (Fraction(index) - Fraction(1, 2)) / fps)
+        highest: Optional[int] = None
+        try:
+            self._container.seek(start_pts + int(target_sec / time_base), stream=stream, backward=True)
+            for packet in self._container.demux(stream):
+                if packet.pts is None or packet.size == 0:
+                    continue
+                frame = int(round((packet.pts - start_pts) * time_base * fps))
+                highest = frame if highest is None else max(highest, frame)
+                if highest >= index and not to_end:
+                    break
+        except (av.FFmpegError, EOFError):
+            pass  # a truncated tail: what was read so far is the answer
+        return highest
+
     # -- decoding ----------------------------------------------------------------------------------------------
     def read(self, indices: np.ndarray, *, short_side: Optional[int] = None) -> np.ndarray:
         """Frames at `indices` (any order, duplicates allowed) as uint8 (N, H, W, 3) RGB.
 
-        Indices past the last decodable frame (end of video, or a truncated file) repeat the last decoded frame,
-        provided at least one frame decoded; a frame missing inside the decoded range is an error.
+        Indices past the end of the video repeat its last frame. A frame the header promises but the stream does
+        not deliver (a truncated file) is an error, and so is a frame missing inside the decoded range.
         """
         return np.stack(self.read_frames(indices, short_side=short_side))
 
@@ -348,7 +422,16 @@ class VideoSource(FrameSource):
             if index in collected:
                 source_of[index] = collected[index]
             elif last_index is not None and index > last_index:
-                source_of[index] = last_frame  # past the end: repeat the last decodable frame
+                promised = self.info.num_frames
+                if last_index < promised - 1 - end_slack_frames(self.info.fps):
+                    # The stream stops well before the end its header promises: a truncated file. Repeating the
+                    # last frame here would feed a frozen picture as if it were the video.
+                    raise _video_error(
+                        self.path,
+                        f"frame {index} cannot be decoded: the stream ends at frame {last_index} although the "
+                        f"header promises {promised} frames (truncated file?)",
+                    )
+                source_of[index] = last_frame  # past the real end: repeat the last frame (PySlowFast's clamp)
             else:
                 raise _video_error(self.path, f"frame {index} is missing from the decoded stream")
         arrays: dict[int, np.ndarray] = {}
@@ -369,7 +452,9 @@ class VideoSource(FrameSource):
 class FrameFolderSource(FrameSource):
     """A PySlowFast-style folder of one jpg per frame, read through the same interface as a video file.
 
-    File name of frame index i (0-based): `pattern.format(video_id=video_id, idx=i + index_base)`.
+    File name of frame index i (0-based): `pattern.format(video_id=video_id, idx=i + index_base)`. The folder is
+    listed once: its length is set by the highest-numbered file, so a missing file in the middle is a gap that
+    `missing_frames` reports (and reading it is an error), never the end of the video.
     """
 
     def __init__(
@@ -386,26 +471,45 @@ class FrameFolderSource(FrameSource):
         self.pattern = pattern
         self.index_base = index_base
         self.fps = fps
-        self._num_frames: Optional[int] = None
+        self._present: Optional[np.ndarray] = None
 
     def frame_path(self, index: int) -> Path:
         return self.path / self.pattern.format(video_id=self.video_id, idx=index + self.index_base)
 
-    @property
-    def num_frames(self) -> int:
-        """Length of the run of consecutive frames from index 0 (listed once, then cached)."""
-        if self._num_frames is None:
+    def _frame_indices(self) -> np.ndarray:
+        """0-based indices of the frame files present (listed once, then cached), sorted."""
+        if self._present is None:
             if not self.path.is_dir():
                 raise _video_error(self.path, "frame folder does not exist")
-            names = set(os.listdir(self.path))
-            count = 0
-            while count < len(names) and self.frame_path(count).name in names:
-                count += 1
-            self._num_frames = count
-        return self._num_frames
+            regex = _pattern_regex(self.pattern, self.video_id)
+            found = []
+            for name in os.listdir(self.path):
+                match = regex.fullmatch(name)
+                if match is None:
+                    continue
+                index = int(match.group(1)) - self.index_base
+                if index >= 0 and self.frame_path(index).name == name:  # same zero padding as the pattern
+                    found.append(index)
+            self._present = np.unique(np.asarray(found, dtype=np.int64))
+        return self._present
+
+    @property
+    def num_frames(self) -> int:
+        """Frames 0 .. the highest-numbered file present; any missing in between are `missing_frames`."""
+        present = self._frame_indices()
+        return int(present[-1]) + 1 if present.size else 0
+
+    @property
+    def missing_frames(self) -> np.ndarray:
+        """Indices below `num_frames` without a file (a gap left by an interrupted extraction or a deleted file)."""
+        present = self._frame_indices()
+        if not present.size:
+            return present
+        return np.setdiff1d(np.arange(int(present[-1]) + 1, dtype=np.int64), present, assume_unique=True)
 
     def read(self, indices: np.ndarray, *, short_side: Optional[int] = None) -> np.ndarray:
-        """Frames at `indices` as uint8 (N, H, W, 3); indices past the last frame repeat it."""
+        """Frames at `indices` as uint8 (N, H, W, 3); indices past the last frame repeat it, a missing file
+        inside the folder is an error naming it."""
         wanted = _as_index_array(indices)
         total = self.num_frames
         if total == 0:
@@ -418,6 +522,22 @@ class FrameFolderSource(FrameSource):
         if (new_w, new_h) != (width, height):  # torch resizes uint8 directly (antialiased, like a decoder's scaler)
             images = F.interpolate(images, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
         return images.permute(0, 2, 3, 1).numpy()[inverse.reshape(-1)]
+
+
+def _pattern_regex(pattern: str, video_id: str) -> re.Pattern[str]:
+    """A regex matching the file names `pattern` produces for `video_id`, capturing the frame number."""
+    parts = []
+    for literal, field, _spec, _conv in string.Formatter().parse(pattern):
+        parts.append(re.escape(literal))
+        if field == "video_id":
+            parts.append(re.escape(video_id))
+        elif field == "idx":
+            parts.append(r"(\d+)")
+        elif field is not None:
+            raise ValueError(f"frame pattern {pattern!r}: unknown field {{{field}}} (use {{video_id}} and {{idx}})")
+    if "{idx" not in pattern:
+        raise ValueError(f"frame pattern {pattern!r} has no {{idx}} field")
+    return re.compile("".join(parts))
 
 
 def _decode_jpegs(paths: list[Path]) -> torch.Tensor:
@@ -457,6 +577,48 @@ def _stack_same_size(paths: list[Path], images: list[torch.Tensor]) -> torch.Ten
         if image.shape != size:
             raise _video_error(path, f"frame size {tuple(image.shape[1:])} differs from {tuple(size[1:])}")
     return torch.stack(images)
+
+
+@dataclass(frozen=True)
+class FrameCheck:
+    """What one probe of a video established: which frames can be asked for, and whether it ends early."""
+
+    num_frames: int  # frames 0 .. num_frames - 1 exist (clip indices clamp to this end)
+    promised_frames: int  # what the header (or the annotation, when it promises more) says the video holds
+    promised_by: str  # where that promise comes from, for messages
+    missing: np.ndarray  # indices below num_frames without data (frame-folder gaps), sorted
+    truncated: bool  # the video ends more than END_SLACK_S before the promised end
+
+
+def check_frames(
+    source: FrameSource, up_to: int, fps: float, promised: Optional[int] = None, promised_by: str = "the annotation"
+) -> FrameCheck:
+    """Probe `source` for the frames a dataset needs (indices up to `up_to`), cheaply enough to run per video
+    before training: a video file is checked with one seek and a demux up to that frame (the header's frame
+    count survives truncation, so it cannot be trusted alone); a frame folder is listed once (gaps and end).
+
+    `promised`: a frame count the annotation claims (SEAL Tubes' `nframes`); a video shorter than the larger
+    of that and its header's count by more than END_SLACK_S is `truncated`.
+    """
+    if isinstance(source, FrameFolderSource):
+        count = source.num_frames
+        if count == 0:
+            raise _video_error(
+                source.path, f"no frames named like {source.frame_path(0).name} (pattern {source.pattern!r})"
+            )
+        expected = max(count, int(promised or 0))
+        return FrameCheck(count, expected, promised_by, source.missing_frames, expected - count > end_slack_frames(fps))
+    if not isinstance(source, VideoSource):
+        raise TypeError(f"check_frames needs a VideoSource or FrameFolderSource, got {type(source).__name__}")
+    header = source.info.num_frames
+    expected = max(header, int(promised or 0))
+    by = promised_by if promised is not None and int(promised) > header else "its header"
+    target = max(min(int(up_to), expected - 1), 0)
+    last = source.last_decodable_frame(target)
+    if last >= target:
+        return FrameCheck(max(header, target + 1), expected, by, np.zeros(0, np.int64), False)
+    count = last + 1
+    return FrameCheck(count, expected, by, np.zeros(0, np.int64), expected - count > end_slack_frames(fps))
 
 
 def open_video_source(

@@ -65,4 +65,8 @@ def print_summary(stage: str, out_dir: Path, metrics: dict[str, Any]) -> None:
     for k in keys:
         value = metrics[k]
         print(f"   {k.ljust(width)}  {value:.4f}" if isinstance(value, float) else f"   {k.ljust(width)}  {value}")
+    broken = metrics.get("broken_videos")
+    if isinstance(broken, list):  # names, not a number: say how many and which
+        shown = ", ".join(str(b) for b in broken[:5]) + (", ..." if len(broken) > 5 else "")
+        print(f"   {'broken_videos'.ljust(width)}  {len(broken)}" + (f" ({shown})" if broken else ""))
     print("   files: config.yaml, metrics.json, model.pt, checkpoints/, logs/ (TensorBoard + metrics.csv), plots/")

@@ -68,6 +68,19 @@ def detections_from_scores(
     )
 
 
+def data_problems(splits: list[KeyframeSplit]) -> dict[str, Any]:
+    """What the datasets of a stage left out, for metrics.json: `skipped_keyframes` (keyframes of usable videos
+    whose clip could not be decoded as asked), `broken_videos` (names of unusable videos) and the first few
+    reasons. Skipped validation keyframes get no detections; their GT rows still count in frame-mAP, as misses."""
+    names = sorted({vid for split in splits for vid in split.broken_video_ids})
+    reasons = [line for split in splits for line in split.broken_videos[:3] + split.skipped_keyframes[:3]]
+    return {
+        "skipped_keyframes": sum(len(split.skipped_keyframes) for split in splits),
+        "broken_videos": names,
+        "data_problems": reasons[:10],
+    }
+
+
 def _is_head_key(key: str) -> bool:
     return key.startswith("detection_head.proj.") or key.startswith("blocks.6.proj.")
 
@@ -152,7 +165,7 @@ def run_detection_job(cfg: Any, job: DetectionJob) -> dict[str, Any]:
         "stage": job.name,
         "train_keyframes": len(job.train.dataset),
         "train_boxes": int(job.train.index.num_boxes),
-        "broken_videos": len(job.train.broken_videos) + (len(job.val.broken_videos) if job.val else 0),
+        **data_problems([job.train] + ([job.val] if job.val else [])),
         "epochs": int(trainer.current_epoch),
         "wall_time_s": round(time.time() - started, 1),
         "num_classes": len(job.labelmap),

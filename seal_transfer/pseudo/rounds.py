@@ -23,7 +23,7 @@ from seal_transfer.data.domains import (
 from seal_transfer.data.formats.ava import AvaTable, LabelMap, read_ava_csv, write_ava_csv
 from seal_transfer.engine.detection import DetectionModule
 from seal_transfer.engine.rundir import is_finished
-from seal_transfer.engine.supervised import DetectionJob, pose_columns, run_detection_job
+from seal_transfer.engine.supervised import DetectionJob, data_problems, pose_columns, run_detection_job
 from seal_transfer.errors import UserError
 from seal_transfer.models.checkpoints import load_weights
 from seal_transfer.pseudo.distributed import (
@@ -130,6 +130,7 @@ def label_round(
             selection = random_selection(selection, np.random.default_rng([int(cfg.seed), round_index, 11]))
         rows.append(pseudo_label_rows(labelling, scores, selection, source_labelmap))
         stats["pools"][name] = selection_stats(labelling, scores, selection, source_labelmap, truth, truths)
+        stats["pools"][name].update(data_problems([labelling]))
     if rank != 0:
         barrier()  # rank 0 has written stats.json and pseudo_labels.csv
         return json.loads((round_dir / "stats.json").read_text())
@@ -143,6 +144,8 @@ def label_round(
             "kept": kept,
             "kept_fraction": kept / seen if seen else 0.0,
             "pseudo_label_rows": len(table),
+            "labelling_skipped_keyframes": sum(p.get("skipped_keyframes", 0) for p in pools),
+            "labelling_broken_videos": sorted({v for p in pools for v in p.get("broken_videos", [])}),
         }
     )
     precisions = [
@@ -287,12 +290,20 @@ def run_adaptation(cfg: Any, out_dir: Path, init: Path, origin: str) -> dict[str
     with atomic_path(out_dir / "model.pt") as tmp:
         shutil.copyfile(weights, tmp)
     last = summary[-1]
+
+    def names(key: str) -> set[str]:  # rounds written before broken_videos held names held a count
+        value = last.get(key, [])
+        return set(value) if isinstance(value, list) else set()
+
     return {
         "stage": "adapt",
         "rounds": acfg.rounds,
         "lambda_c": acfg.lambda_c,
         "kept_fraction": last.get("kept_fraction"),
         "pseudo_label_precision": last.get("pseudo_label_precision"),
+        # Every round labels the same pools: the last round's counts stand for the stage.
+        "skipped_keyframes": int(last.get("labelling_skipped_keyframes", 0)) + int(last.get("skipped_keyframes", 0)),
+        "broken_videos": sorted(names("labelling_broken_videos") | names("broken_videos")),
         "per_round": summary,
         "init_from": origin,
     }
