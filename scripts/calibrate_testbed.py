@@ -8,7 +8,7 @@ Runs (each a committed record under `results/runs/testbed/`):
   - the testbed config on world seeds 0, 1, 2;
   - a capacity curve on world seed 0: model width (`model.stem_width` 4, 8 = the testbed, 16), and source mAP
     against epochs read from the testbed run's own validation log;
-  - the previous config (`configs/table5_synthetic.yaml`) on the new world, as the issue asks.
+  - the previous config (`configs/previous/table5_synthetic.yaml`) on the new world, as the issue asks.
 Writes `results/testbed.md` and `results/testbed_capacity.png`.
 
     python scripts/calibrate_testbed.py                # run what is missing, then write the report
@@ -68,7 +68,7 @@ def jobs(run_root: Path, only: str) -> list[Job]:
                        extract=pretrain_extract))
     out.append(Job("old_config__w0", "pretrain", ["data.synthetic.seed=0", f"seed={TRAIN_SEED}"],
                    run_root / "old_config_w0", fields={"kind": "old_config", "world_seed": 0, "seed": TRAIN_SEED},
-                   extract=pretrain_extract, configs=["configs/table5_synthetic.yaml"]))
+                   extract=pretrain_extract, configs=["configs/previous/table5_synthetic.yaml"]))
     return out
 
 
@@ -140,7 +140,7 @@ def report(records: list[dict[str, Any]], out_md: Path, out_png: Path, note: str
     if old:
         r = old[0]
         lines += ["## The previous config on the new world", "",
-                  f"`configs/table5_synthetic.yaml` (the config of the earlier Table 5, tiny model at 64 px, overlap "
+                  f"`configs/previous/table5_synthetic.yaml` (the config of the earlier Table 5, tiny model at 64 px, overlap "
                   f"clip rule, 1 fps boxes, SGD) on world v2 seed 0: source-val frame-mAP **{r['mAP']:.3f}** in "
                   f"{r['stage_wall_time_s']:.0f} s.", ""]
     lines += ["## Provenance", "", note, "", "| record | commit | command |", "|---|---|---|"]
@@ -158,6 +158,7 @@ def main() -> None:
     ap.add_argument("--run-root", default="runs/testbed")
     ap.add_argument("--records", default="results/runs/testbed")
     ap.add_argument("--only", choices=("all", "calibration"), default="all")
+    ap.add_argument("--names", nargs="*", help="run only these records (e.g. to split the runs over two processes)")
     ap.add_argument("--report-only", action="store_true")
     ap.add_argument("--budget-min", type=float, default=None)
     args = ap.parse_args()
@@ -169,6 +170,8 @@ def main() -> None:
                                                           "trainer.enable_progress_bar=false"],
                         ROOT / args.records, ROOT / args.run_root, deadline)
         for job in jobs(ROOT / args.run_root, args.only):
+            if args.names and job.name not in args.names:
+                continue
             if runner.ensure(job) is None:
                 print(f"time budget reached before {job.name}")
                 break
