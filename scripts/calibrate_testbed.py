@@ -140,8 +140,8 @@ def report(records: list[dict[str, Any]], out_md: Path, out_png: Path, note: str
     if old:
         r = old[0]
         lines += ["## The previous config on the new world", "",
-                  f"`configs/previous/table5_synthetic.yaml` (the config of the earlier Table 5, tiny model at 64 px, overlap "
-                  f"clip rule, 1 fps boxes, SGD) on world v2 seed 0: source-val frame-mAP **{r['mAP']:.3f}** in "
+                  "`configs/previous/table5_synthetic.yaml` (the config of the earlier Table 5: tiny model at 64 px, "
+                  f"overlap clip rule, 1 fps boxes, SGD) on world v2 seed 0: source-val mAP **{r['mAP']:.3f}** in "
                   f"{r['stage_wall_time_s']:.0f} s.", ""]
     lines += ["## Provenance", "", note, "", "| record | commit | command |", "|---|---|---|"]
     lines += [f"| {r['name']} | {r['commit']} | `{r.get('command', '')}` |" for r in records]
