@@ -47,3 +47,13 @@ def test_bench_pseudo_reports_both_designs_with_equal_scores(tmp_path: Path) -> 
     assert report["batched"]["boxes_per_s"] > 0 and report["per_box"]["boxes_per_s"] > 0
     assert report["speedup"] > 0
     assert report["max_score_difference"] < 1e-3  # both designs score the same boxes alike
+
+
+def test_bench_testbed_compares_the_cli_with_a_bare_loop(tmp_path: Path) -> None:
+    out = tmp_path / "bench_testbed.md"
+    _script("bench_testbed.py", "--config", "configs/smoke.yaml", "--out", str(out),
+            "--set", f"data.cache_dir={tmp_path / 'cache'}", "data.preload=true", "data.num_workers=0")
+    text = out.read_text()
+    assert "testbed config (frames preloaded" in text and "on-the-fly decoding" in text
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "samples/s" not in line]
+    assert len(rows) == 2 and all("%" in row for row in rows)
