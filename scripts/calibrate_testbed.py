@@ -106,6 +106,42 @@ def plot(records: list[dict[str, Any]], out: Path) -> None:
     plt.close(fig)
 
 
+def _class_names(world_seed: int) -> dict[int, str]:
+    """Source class names from the cached world's label map, if the world is on this machine (else ids only)."""
+    from seal_transfer.data.formats.ava import read_labelmap
+    from seal_transfer.data.synthetic import SynthConfig
+    from seal_transfer.data.synthetic.world import world_name
+
+    path = Path("~/.cache/seal_transfer").expanduser() / world_name(SynthConfig(preset="small", seed=world_seed))
+    try:
+        lm = read_labelmap(path / "seal" / "seal_atomic_actions.pbtxt")
+    except Exception:  # noqa: BLE001 - names are a convenience of the report
+        return {}
+    return {int(c): lm.names[c] for c in lm.ids}
+
+
+def per_class_lines(cal: list[dict[str, Any]]) -> list[str]:
+    """Per-class source-val AP of every calibration run: where the model falls short of the target."""
+    if not cal:
+        return []
+    names = _class_names(int(cal[0]["world_seed"]))
+    ids = sorted({int(k) for r in cal for k in (r.get("per_class_AP") or {})})
+    lines = ["## Per-class AP (where the source model falls short)", "",
+             "| class | " + " | ".join(f"world {r['world_seed']}" for r in cal) + " |", "|---|" + "---|" * len(cal)]
+    for c in ids:
+        cells = []
+        for r in cal:
+            v = (r.get("per_class_AP") or {}).get(str(c))
+            cells.append("—" if v is None else f"{v:.2f}")
+        lines.append(f"| {names.get(c, c)} | " + " | ".join(cells) + " |")
+    conditions = [r.get("conditions") for r in cal]
+    if any(conditions):
+        lines += ["", "Run conditions (load average before/after, OMP threads): " + "; ".join(
+            f"world {r['world_seed']}: {c['load_average_before']}/{c['load_average_after']}, {c['omp_num_threads']}"
+            for r, c in zip(cal, conditions) if c)]
+    return lines + [""]
+
+
 def report(records: list[dict[str, Any]], out_md: Path, out_png: Path, note: str) -> None:
     cal = sorted([r for r in records if r.get("kind") == "calibration"], key=lambda r: r["world_seed"])
     lines = [
@@ -128,6 +164,7 @@ def report(records: list[dict[str, Any]], out_md: Path, out_png: Path, note: str
         met = sum(r["mAP"] >= TARGET_MAP and r["stage_wall_time_s"] <= TARGET_WALL_S for r in cal)
         lines += ["", f"Mean {m:.3f} ± {s:.3f}; **{met} of {len(cal)} world seeds meet the target.** Wall time is "
                   "the stage's own (world generation excluded; the world is generated once per seed and cached).", ""]
+    lines += per_class_lines(cal)
     cap = sorted([r for r in records if r.get("kind") == "capacity"], key=lambda r: r["stem_width"])
     base = [r for r in cal if r["world_seed"] == 0]
     if cap or base:

@@ -241,6 +241,7 @@ class Runner:
         cmd = self.command(job, inits)
         shown = " ".join(shlex.quote("python" if c == sys.executable else c) for c in cmd)
         self.log.parent.mkdir(parents=True, exist_ok=True)
+        load_before = os.getloadavg()[0]
         started = time.time()
         with self.log.open("a") as handle:
             handle.write(f"\n$ {shown}\n")
@@ -253,7 +254,10 @@ class Runner:
             raise SystemExit(f"{job.name}: command failed (exit {proc.returncode}); see {self.log}\n{shown}")
         metrics = json.loads((job.out_dir / "metrics.json").read_text())
         stage_wall = float(metrics.get("wall_time_s") or wall)
+        conditions = {"load_average_before": round(load_before, 2), "load_average_after": round(os.getloadavg()[0], 2),
+                      "cpu_count": os.cpu_count(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
         fields = {**job.fields, "stage": job.stage, "command": shown.replace(str(self.root) + "/", ""),
+                  "conditions": conditions,
                   **(job.extract(job.out_dir) if job.extract else {})}
         self.ran.append(job.name)
         return write_record(record_path(self.records_dir, job.name), experiment=self.experiment, name=job.name,
