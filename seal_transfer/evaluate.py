@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Sequence
@@ -72,6 +71,8 @@ def read_ava_for_eval(path: str | Path, kind: str) -> tuple[AvaTable, list[tuple
                 out.append(line)
         if not changed:
             raise
+        import tempfile  # only for the official extras: not worth its import time on every run
+
         with tempfile.TemporaryDirectory() as tmp:
             rewritten = Path(tmp) / path.name
             rewritten.write_text("\n".join(out) + "\n", encoding="utf-8")
