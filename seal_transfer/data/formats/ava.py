@@ -225,27 +225,51 @@ def _data_row_line(path: Path, row: int) -> tuple[int, str]:
     raise ValueError(f"{path} has no data row {row}")
 
 
-def _int_column(column: object, empty: int | None = None) -> np.ndarray | None:
-    """A dictionary-encoded text column → int64 via Python's int() per distinct text (what the exact parser does).
+class _Vocabulary:
+    """Distinct texts of a dictionary-encoded column across record batches, each batch's codes mapped to one index
+    (pyarrow gives every batch its own dictionary)."""
 
-    `empty`: the value of an empty field (-1 for person-detector boxes); None when an empty field is an error.
-    None when a text is not an int or does not fit int64.
-    """
-    column = column.unify_dictionaries()  # type: ignore[attr-defined]
-    lookup: list[int] = []
-    for text in column.chunk(0).dictionary.to_pylist():
-        if empty is not None and not text.strip():
-            lookup.append(empty)
-            continue
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+
+    def codes(self, chunk: object) -> np.ndarray:
+        words = chunk.dictionary.to_pylist()  # type: ignore[attr-defined]
+        remap = np.asarray([self.index.setdefault(w, len(self.index)) for w in words], dtype=np.int32)
+        return remap[chunk.indices.to_numpy()]  # type: ignore[attr-defined]
+
+
+class _Integers:
+    """Integer texts of a dictionary-encoded column → int64 through Python's int(), once per distinct text: what
+    the exact parser does (pyarrow's own integer parser also takes forms int() refuses, such as 0x10)."""
+
+    def __init__(self, empty: int | None = None) -> None:
+        self.empty = empty  # the value of an empty field (-1 for person-detector boxes); None: not a number
+        self.value: dict[str, int | None] = {}
+
+    def _int(self, text: str) -> int | None:
+        if self.empty is not None and not text.strip():
+            return self.empty
         try:
             value = int(text)
         except ValueError:
             return None
-        if not -(1 << 63) <= value < 1 << 63:
-            return None
-        lookup.append(value)
-    codes = np.concatenate([chunk.indices.to_numpy() for chunk in column.chunks])
-    return np.asarray(lookup, dtype=np.int64)[codes]
+        return value if -(1 << 63) <= value < 1 << 63 else None
+
+    def values(self, chunk: object) -> np.ndarray | None:
+        lookup = []
+        for text in chunk.dictionary.to_pylist():  # type: ignore[attr-defined]
+            if text not in self.value:
+                self.value[text] = self._int(text)
+            value = self.value[text]
+            if value is None:
+                return None
+            lookup.append(value)
+        return np.asarray(lookup, dtype=np.int64)[chunk.indices.to_numpy()]  # type: ignore[attr-defined]
+
+
+def _id_is_plain(text: str) -> bool:
+    """An id the exact parser reads the same: not empty, not blank-padded, not a comment, one str.splitlines line."""
+    return bool(text) and text == text.strip() and not text.startswith("#") and text.splitlines() == [text]
 
 
 def _parse_fast(path: Path, kind: str) -> AvaTable | None:
@@ -254,7 +278,8 @@ def _parse_fast(path: Path, kind: str) -> AvaTable | None:
     None means "use the exact parser": any irregularity (wrong column count, a value that is not a number, an
     empty or blank-padded field, a comment line, a value out of range) sends the file there, so that the row-by-row
     parser names the offending line; the fast path never decides an error itself. When it succeeds, its table is
-    the one the exact parser would build (same float64 parse, clipped, then stored as float32).
+    the one the exact parser would build (same float64 parse, clipped, then stored as float32). The parsed record
+    batches are checked and copied into the table's arrays one at a time.
     """
     try:
         import pyarrow as pa
@@ -263,8 +288,8 @@ def _parse_fast(path: Path, kind: str) -> AvaTable | None:
         return None
     tail = KINDS[kind]
     names = ["video_id", "timestamp", *BOX_COLUMNS, *tail]
-    # Integers are read as text and converted with Python's int() once per distinct value: pyarrow's integer
-    # parser also takes forms int() refuses (0x10). Its float parser agrees with float() wherever it succeeds.
+    # Ids and integers are read as dictionary-encoded text (integers then go through int()); pyarrow's float
+    # parser agrees with float() wherever it succeeds.
     words = pa.dictionary(pa.int32(), pa.string())
     types = {"video_id": words, "timestamp": pa.float64()}
     types.update({name: pa.float64() for name in BOX_COLUMNS})
@@ -286,55 +311,68 @@ def _parse_fast(path: Path, kind: str) -> AvaTable | None:
     except (pa.ArrowException, ValueError, OSError):
         return None
     n = arrow.num_rows
-    columns = {name: arrow.column(name) for name in names}
-    del arrow  # each column is released as soon as it is converted
-    if n == 0 or any(col.null_count for col in columns.values()):
-        return None  # empty, or an empty number
-    videos = columns.pop("video_id").unify_dictionaries()
-    vocab = videos.chunk(0).dictionary.to_pylist()
-    # Ids the exact parser would read differently: empty, blank-padded, a comment, or split by str.splitlines.
-    if any(not v or v != v.strip() or v.startswith("#") or v.splitlines() != [v] for v in vocab):
+    if n == 0:
         return None
-    codes = np.concatenate([chunk.indices.to_numpy() for chunk in videos.chunks])
-    del videos
-    timestamps = columns.pop("timestamp").to_numpy()
-    if not np.isfinite(timestamps).all():
-        return None
-    # Boxes: range-checked and tested for degenerate shape in float64 (as parsed), one axis at a time.
+    batches = arrow.to_batches()
+    del arrow
+    codes = np.empty(n, dtype=np.int32)
+    timestamps = np.empty(n, dtype=np.float64)
     boxes = np.empty((n, 4), dtype=np.float32)
-    inverted = np.zeros(n, dtype=bool)
-    flat = np.zeros(n, dtype=bool)
-    for lo, hi in ((0, 2), (1, 3)):
-        c_lo, c_hi = columns.pop(BOX_COLUMNS[lo]).to_numpy(), columns.pop(BOX_COLUMNS[hi]).to_numpy()
-        for c in (c_lo, c_hi):
-            if not (c.min() >= -BOX_TOLERANCE and c.max() <= 1 + BOX_TOLERANCE):  # NaN fails too
+    inverted = np.empty(n, dtype=bool)
+    flat = np.empty(n, dtype=bool)
+    actions = np.empty(n, dtype=np.int64)
+    persons = np.full(n, -1, dtype=np.int64) if "person_id" not in tail else np.empty(n, dtype=np.int64)
+    scores = np.ones(n, dtype=np.float32) if "score" not in tail else np.empty(n, dtype=np.float32)
+    videos = _Vocabulary()
+    action_ints, person_ints = _Integers(empty=-1 if kind == "boxes" else None), _Integers()
+    column = {name: i for i, name in enumerate(names)}
+    start = 0
+    while batches:
+        batch = batches.pop(0)  # released once copied
+        stop = start + batch.num_rows
+        rows = slice(start, stop)
+        if any(batch.column(i).null_count for i in range(len(names))):
+            return None  # an empty number
+        codes[rows] = videos.codes(batch.column(column["video_id"]))
+        ts = batch.column(column["timestamp"]).to_numpy()
+        if not np.isfinite(ts).all():
+            return None
+        timestamps[rows] = ts
+        coords = [batch.column(column[name]).to_numpy() for name in BOX_COLUMNS]
+        # Range and shape are tested in float64, as parsed (NaN fails the range test too).
+        if not all(c.min() >= -BOX_TOLERANCE and c.max() <= 1 + BOX_TOLERANCE for c in coords):
+            return None
+        x1, y1, x2, y2 = coords
+        np.logical_or(x2 < x1, y2 < y1, out=inverted[rows])
+        np.logical_or(x2 == x1, y2 == y1, out=flat[rows])
+        for i, c in enumerate(coords):
+            boxes[rows, i] = c
+        action = action_ints.values(batch.column(column["action_id"]))
+        if action is None:
+            return None
+        actions[rows] = action
+        if "person_id" in tail:
+            person = person_ints.values(batch.column(column["person_id"]))
+            if person is None:
                 return None
-        inverted |= c_hi < c_lo
-        flat |= c_hi == c_lo
-        boxes[:, lo], boxes[:, hi] = c_lo, c_hi
-        del c_lo, c_hi
-    np.clip(boxes, 0.0, 1.0, out=boxes)  # clipping commutes with the (monotone) float32 rounding
-    actions = _int_column(columns.pop("action_id"), empty=-1 if kind == "boxes" else None)
-    if actions is None:
+            persons[rows] = person
+        if "score" in tail:
+            score = batch.column(column["score"]).to_numpy()
+            if not np.isfinite(score).all():
+                return None
+            scores[rows] = score
+        start = stop
+    del batch
+    pool.release_unused()  # everything is in NumPy arrays now; give the parser's memory back at once
+    vocab = list(videos.index)
+    if not all(_id_is_plain(v) for v in vocab):
         return None
     if kind == "boxes":
         if not ((actions >= 1) | (actions == -1)).all():
             return None
     elif not (actions >= 1).all():
         return None
-    if "score" in tail:
-        raw_scores = columns.pop("score").to_numpy()
-        if not np.isfinite(raw_scores).all():
-            return None
-        scores = raw_scores.astype(np.float32)
-        del raw_scores
-    else:
-        scores = np.ones(n, np.float32)
-    persons = _int_column(columns.pop("person_id")) if "person_id" in tail else np.full(n, -1, np.int64)
-    if persons is None:
-        return None
-    del columns
-    pool.release_unused()  # the parsed columns are NumPy copies now; give the parser's memory back at once
+    np.clip(boxes, 0.0, 1.0, out=boxes)  # clipping commutes with the (monotone) float32 rounding
     notes: list[str] = []
     zero_area = flat & ~inverted
     n_inverted, n_zero = int(inverted.sum()), int(zero_area.sum())
