@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Sequence
@@ -40,11 +39,12 @@ def read_ava_for_eval(path: str | Path, kind: str) -> tuple[AvaTable, list[tuple
 
     The common 8-column file takes the fast reader directly; only when that fails are the official extras
     rewritten (blank line for a 2-column row, default appended for a 7-column row, so line numbers in errors
-    still point into the original file) and the file read again.
+    still point into the original file) and the file read again. Reader warnings (inverted or empty boxes) are
+    in `table.notes`, naming the original file; they are not printed here.
     """
     path = Path(path)
     try:
-        return read_ava_csv(path, kind), []
+        return read_ava_csv(path, kind, warn=False), []
     except UserError as first_error:
         try:
             text = path.read_text(encoding="utf-8")
@@ -71,14 +71,17 @@ def read_ava_for_eval(path: str | Path, kind: str) -> tuple[AvaTable, list[tuple
                 out.append(line)
         if not changed:
             raise
+        import tempfile  # only for the official extras: not worth its import time on every run
+
         with tempfile.TemporaryDirectory() as tmp:
             rewritten = Path(tmp) / path.name
             rewritten.write_text("\n".join(out) + "\n", encoding="utf-8")
             try:
-                table = read_ava_csv(rewritten, kind)
+                table = read_ava_csv(rewritten, kind, warn=False)
             except UserError as exc:
                 raise UserError(str(exc).replace(str(rewritten), str(path))) from None
         table.source = str(path)
+        table.notes = [note.replace(str(rewritten), str(path)) for note in table.notes]
         return table, negatives
 
 
@@ -111,14 +114,16 @@ def run_ava(args: argparse.Namespace) -> int:
         result = frame_map(gt, detections, labelmap.ids, exclusions=exclusions, negative_keyframes=negatives,
                            iou_threshold=args.iou, protocol=args.protocol, top_k=args.top_k)
     t2 = time.perf_counter()
-    for note in result.warnings:
+    for note in [*gt.notes, *detections.notes, *result.warnings]:
         print(f"warning: {note}", file=sys.stderr)
+    degenerate_gt = f" ({result.num_degenerate_gt_boxes} without area)" if result.num_degenerate_gt_boxes else ""
     print(
-        f"protocol {result.protocol}: {result.num_keyframes} keyframes scored, {result.num_gt_boxes} GT boxes, "
+        f"protocol {result.protocol}: {result.num_keyframes} keyframes scored, {result.num_gt_boxes} GT boxes"
+        f"{degenerate_gt}, "
         f"{result.num_detections_evaluated}/{result.num_detections} detections evaluated "
         f"(ignored: {result.num_ignored_class} class not in label map, {result.num_dropped_excluded} excluded, "
         f"{result.num_dropped_unscored} on keyframes without GT, {result.num_dropped_top_k} beyond top-{result.top_k}"
-        f", {result.num_dropped_invalid_box} empty boxes); parse {t1 - t0:.2f} s, evaluate {t2 - t1:.2f} s",
+        f", {result.num_dropped_invalid_box} empty or inverted boxes); parse {t1 - t0:.2f} s, evaluate {t2 - t1:.2f} s",
         file=sys.stderr,
     )
     label = f"{args.iou}IOU"

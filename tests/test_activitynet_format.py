@@ -94,3 +94,26 @@ def test_prediction_errors_and_json_syntax(tmp_path):
         read_activitynet_predictions(broken)
     with pytest.raises(UserError, match="file not found"):
         read_activitynet_gt(tmp_path / "missing.json")
+
+
+def test_segments_ending_before_they_start_are_read_and_counted_in_one_warning(tmp_path, capsys):
+    gt = write(tmp_path, "gt.json", {"database": {
+        "a": {"subset": "validation", "annotations": [{"segment": [0, 10], "label": "x"},
+                                                      {"segment": [20, 18], "label": "x"}]},
+        "b": {"subset": "validation", "annotations": [{"segment": [5, 5], "label": "x"}]},
+        "c": {"subset": "training", "annotations": [{"segment": [9, 1], "label": "x"}]}}})
+    segments, videos = read_activitynet_gt(gt)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(segments) == 3 and segments.ends.tolist() == [10.0, 18.0, 5.0] and videos == ["a", "b"]
+    assert err == [f"warning: {gt}: 1 segment with end < start and 1 segment of zero length (first: "
+                   "database/a/annotations[1]/segment [20.0, 18.0]); scored with the official tIoU arithmetic: "
+                   "intersection 0, so tIoU 0 with any segment, or NaN (a match) where the two lengths sum to 0"]
+    assert segments.notes == [err[0][len("warning: "):]]
+    pred = write(tmp_path, "pred.json", {"results": {"a": [{"segment": [3, 1], "label": "x", "score": 0.5},
+                                                           {"segment": [4, 2], "label": "x", "score": 0.4}]}})
+    predictions = read_activitynet_predictions(pred, warn=False)
+    assert not capsys.readouterr().err and len(predictions) == 2
+    assert predictions.notes[0].startswith(f"{pred}: 2 segments with end < start and 0 segments of zero length "
+                                           "(first: results/a[0]/segment [3.0, 1.0])")
+    clean, _ = read_activitynet_gt(FIXTURES / "gt.json")
+    assert clean.notes == [] and not capsys.readouterr().err

@@ -62,10 +62,15 @@ def test_labelmap_errors(tmp_path: Path) -> None:
     [
         ("v,0902,0.1,0.1,0.5,0.5,3", "expected 8 columns"),
         ("v,09x2,0.1,0.1,0.5,0.5,3,0", "timestamp '09x2' is not a number"),
-        ("v,0902,0.6,0.1,0.5,0.5,3,0", "x2 < x1"),
         ("v,0902,0.1,0.1,1.5,0.5,3,0", "outside [0, 1]"),
         ("v,0902,0.1,0.1,0.5,0.5,0,0", "not a positive label id"),
         ("v,0902,nan,0.1,0.5,0.5,3,0", "not finite"),
+        ("v,0902,0.1,0.1,0.5,inf,3,0", "not finite"),
+        ("v,0902,0.1,-0.2,0.5,0.5,3,0", "y1 -0.2 is outside [0, 1]"),
+        ("v,0902,0.6,0.1,0.5,0.5x,3,0", "y2 '0.5x' is not a number"),
+        ("v,0902,0.1,0.1,0.5,,3,0", "y2 '' is not a number"),
+        ("v,0902,0.1,0.1,0.5,0.5,0x3,0", "action_id '0x3' is not a number"),
+        ("v,0902,0.1,0.1,0.5,0.5,3,99999999999999999999", "person_id '99999999999999999999' does not fit"),
     ],
 )
 def test_bad_rows_name_the_line(tmp_path: Path, row: str, message: str) -> None:
@@ -98,6 +103,8 @@ def test_fast_and_exact_parsers_agree(tmp_path: Path) -> None:
     n = 500
     lo = rng.random((n, 2)) * 0.5
     boxes = np.concatenate([lo, lo + 0.1 + rng.random((n, 2)) * 0.3], 1)
+    boxes[::50, 2] = boxes[::50, 0] - 0.001  # inverted
+    boxes[7::50, 3] = boxes[7::50, 1]  # zero height
     table = ava.AvaTable.from_columns(
         [f"vid{i % 7}" for i in range(n)],
         rng.integers(902, 1799, n),
@@ -108,17 +115,94 @@ def test_fast_and_exact_parsers_agree(tmp_path: Path) -> None:
     path = tmp_path / "det.csv"
     ava.write_ava_csv(path, table, "detections")
     text = path.read_text()
-    fast = ava._parse_fast(path, text, "detections")
+    fast = ava._parse_fast(path, "detections")
     assert fast is not None
     # Force the row-by-row parser with a tab-separated copy.
     tabbed = tmp_path / "det_tab.csv"
     tabbed.write_text(text.replace(",", "\t"))
-    exact = ava.read_ava_csv(tabbed, "detections")
+    assert ava._parse_fast(tabbed, "detections") is None
+    exact = ava.read_ava_csv(tabbed, "detections", warn=False)
     assert fast.video_ids.tolist() == exact.video_ids.tolist()
     np.testing.assert_array_equal(fast.timestamps, exact.timestamps)
     np.testing.assert_allclose(fast.boxes, exact.boxes)
+    np.testing.assert_array_equal(fast.boxes, exact.boxes)  # the same float64 parse, clip and float32 rounding
     np.testing.assert_array_equal(fast.action_ids, exact.action_ids)
     np.testing.assert_allclose(fast.scores, exact.scores)
+    np.testing.assert_array_equal(fast.scores, exact.scores)
+    for name in ("video_ids", "timestamps", "boxes", "action_ids", "person_ids", "scores"):
+        assert getattr(fast, name).dtype == getattr(exact, name).dtype, name
+    assert [note.replace(str(path), "F") for note in fast.notes] == [
+        note.replace(str(tabbed), "F") for note in exact.notes
+    ]
+    assert "10 rows with a box that has x2 < x1 or y2 < y1 and 10 rows with a box of zero width" in fast.notes[0]
+
+
+def test_inverted_and_empty_boxes_are_read_and_counted_in_one_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Rows the official reader accepts (inverted or empty boxes) are read, clipped as usual and counted."""
+    rows = [
+        "v,0902,0.1,0.1,0.5,0.5,3,0",
+        "v,0902,0.427,0.373,0.601,0.3729,3,1",  # y2 < y1 by 1e-4: rounding to 3 and 4 decimals
+        "v,0902,0.2,0.2,0.2,0.6,3,2",  # zero width
+        "v,0903,1.008,0.1,1.002,0.5,4,0",  # x2 < x1 as written; both are clipped to 1
+        "v,0903,0.3,0.8,0.1,0.9,5,1",  # x2 < x1
+    ]
+    for sep, name in ((",", "fast.csv"), ("\t", "exact.csv")):  # the fast path, and the row-by-row one (tabs)
+        path = tmp_path / name
+        path.write_text("\n".join(r.replace(",", sep) for r in rows) + "\n")
+        assert (ava._parse_fast(path, "gt") is None) == (sep == "\t")
+        table = ava.read_ava_csv(path, "gt")
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [
+            f"warning: {path}: 3 rows with a box that has x2 < x1 or y2 < y1 and 1 row with a box of zero width or "
+            "height (first: line 2, box (0.427, 0.373, 0.601, 0.3729)); kept, as the official AVA reader keeps "
+            "them (in evaluation such a ground-truth box counts and is never matched)"
+        ]
+        assert len(table) == 5 and table.notes == [err[0][len("warning: "):]]
+        np.testing.assert_array_equal(table.boxes[1], np.float32([0.427, 0.373, 0.601, 0.3729]))
+        np.testing.assert_array_equal(table.boxes[3], np.float32([1.0, 0.1, 1.0, 0.5]))
+        np.testing.assert_array_equal(table.boxes[4], np.float32([0.3, 0.8, 0.1, 0.9]))
+    # Quiet when asked, and nothing to say about a clean file.
+    assert ava.read_ava_csv(tmp_path / "fast.csv", "gt", warn=False).notes and not capsys.readouterr().err
+    clean = tmp_path / "clean.csv"
+    clean.write_text(rows[0] + "\n")
+    assert ava.read_ava_csv(clean, "gt").notes == [] and not capsys.readouterr().err
+
+
+def test_degenerate_line_number_skips_blank_and_comment_lines(tmp_path: Path) -> None:
+    path = tmp_path / "det.csv"
+    path.write_text("\nv,0902,0.1,0.1,0.5,0.5,3,0.9\n\n\nv,0902,0.6,0.1,0.5,0.5,3,0.8\n")
+    fast = ava._parse_fast(path, "detections")
+    assert fast is not None and "(first: line 5, box (0.6, 0.1, 0.5, 0.5))" in fast.notes[0]
+    assert "the evaluator drops them after the top-k cut" in fast.notes[0]
+    path.write_text("# comment\nv,0902,0.1,0.1,0.5,0.5,3,0.9\nv,0902,0.6,0.1,0.5,0.5,3,0.8\n")
+    table = ava.read_ava_csv(path, "detections", warn=False)  # a comment line: the row-by-row parser
+    assert len(table) == 2 and "(first: line 3," in table.notes[0]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "#v,0902,0.1,0.1,0.5,0.5,3,0\nw,0902,0.1,0.1,0.5,0.5,3,0\n",  # a comment that has 8 fields
+        " v,0902,0.1,0.1,0.5,0.5,3,0\n",  # blank-padded id
+        "\ufeffv,0902,0.1,0.1,0.5,0.5,3,0\n",  # byte-order mark
+        'v,0902,"0.1",0.1,0.5,0.5,3,0\nw,0903,0.1,0.1,0.5,0.5,4,1\n',  # quoted number
+        "v,0902,0.1,0.1,0.5,0.5,3,0\r\nw,0903,0.1,0.1,0.5,0.5,4,1\r\n",  # CRLF
+        "v,0902,1e-1,0.1,0.5,0.5,+3,0\n",  # exponent, signed int
+        "v,0902,0.1,0.1,0.5,0.5,3, 1_0\n",  # what int() reads: blank-padded, underscores
+        "\nv,0902,.5,0.1,0.5,0.5,03,0\n\n",  # blank lines, '.5', a leading zero
+    ],
+)
+def test_fast_path_reads_what_the_exact_parser_reads_or_steps_aside(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "gt.csv"
+    path.write_text(text, encoding="utf-8")
+    fast = ava._parse_fast(path, "gt")
+    exact = ava._parse_exact(path, "gt")
+    if fast is not None:
+        for name in ("video_ids", "timestamps", "boxes", "action_ids", "person_ids", "scores"):
+            np.testing.assert_array_equal(getattr(fast, name), getattr(exact, name))
+    assert ava.read_ava_csv(path, "gt").video_ids.tolist() == exact.video_ids.tolist()
 
 
 def test_pyslowfast_predicted_boxes(shared_data: Path) -> None:

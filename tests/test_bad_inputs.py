@@ -218,7 +218,6 @@ def c_negative_broken_fraction(tmp: Path, world: Path) -> Case:
 
 c_csv_column_count = _gt_row_case(lambda f: ",".join(f[:7]), "expected 8 columns", "found 7")
 c_csv_non_numeric = _gt_row_case(lambda f: _row(f, ts="09O2"), "timestamp '09O2' is not a number")
-c_csv_x2_lt_x1 = _gt_row_case(lambda f: _row(f, x1="0.800", x2="0.200"), "x2 < x1")
 c_csv_box_outside = _gt_row_case(lambda f: _row(f, y2="1.700"), "y2 1.7 is outside [0, 1]")
 c_csv_nan = _gt_row_case(lambda f: _row(f, x1="nan"), "x1 'nan' is not finite")
 c_csv_bad_person = _gt_row_case(lambda f: _row(f, person="3_"), "person_id '3_' is not a number")
@@ -532,6 +531,32 @@ def test_bad_input_real_cli(name: str, tmp_path: Path, tiny_world: Path) -> None
         timeout=300,
     )
     _check(case, result.returncode, result.stderr, tmp_path)
+
+
+# ------------------------------------------------- rows the official reader accepts are read, with one warning
+
+
+def test_inverted_train_box_is_read_with_one_warning(tmp_path: Path, tiny_world: Path, capsys) -> None:
+    """x2 < x1 in the training GT used to be refused (a bad-input case); the official AVA reader reads such rows,
+    so the training reader does too and says so in one line."""
+    from seal_transfer.config import Config
+    from seal_transfer.configuration import load_config
+    from seal_transfer.data.datamodules import make_keyframe_split
+    from seal_transfer.data.domains import load_target_split
+
+    gt = _train_gt(tmp_path, tiny_world)
+    fields = gt.read_text().splitlines()[2].split(",")
+    _edit_line(gt, 3, _row(fields, x1="0.800", x2="0.200"))
+    cfg = load_config(Config, [SMOKE], [*_argv(Case("finetune", [], []), tmp_path, tiny_world)[2:],
+                                        *_target(tmp_path, tiny_world)])
+    split = load_target_split(cfg, "train")
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert err == [f"warning: {gt}: 1 row with a box that has x2 < x1 or y2 < y1 and 0 rows with a box of zero width "
+                   f"or height (first: line 3, box (0.8, {float(fields[3])}, 0.2, {float(fields[5])})); kept, as the "
+                   "official AVA reader keeps them (in evaluation such a ground-truth box counts and is never matched)"]
+    np.testing.assert_array_equal(split.table.boxes[2, [0, 2]], np.float32([0.8, 0.2]))
+    made = make_keyframe_split(cfg, split, train=True, what="target train")
+    assert len(made.index) > 0
 
 
 # ------------------------------------------------------------------ broken videos inside a dataset are counted

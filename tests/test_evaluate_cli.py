@@ -108,6 +108,95 @@ def test_2020_gt_with_keyframe_only_rows_and_seven_columns(tmp_path, capsys):
     assert code == 2 and err.strip().startswith(f"error: {gt}:14: ")
 
 
+LABELMAP_1 = 'item {\n  name: "one"\n  id: 1\n}\n'
+
+
+def test_ava_inverted_and_empty_boxes_are_scored_as_the_official_code_does(tmp_path, capsys):
+    """Inverted detection boxes are dropped (not false positives), an empty GT box counts and is never matched;
+    each file says how many it had in one warning line."""
+    labelmap = tmp_path / "labelmap.pbtxt"
+    labelmap.write_text(LABELMAP_1)
+    gt = tmp_path / "gt.csv"
+    gt.write_text("v1,0902,0.1,0.1,0.5,0.5,1,0\n"
+                  "v1,0902,0.6,0.6,0.6,0.9,1,1\n"  # zero width
+                  "v1,0903,0.2,0.2,0.6,0.6,1,0\n")
+    det = tmp_path / "det.csv"
+    det.write_text("v1,0902,0.1,0.1,0.5,0.5,1,0.9\n"  # TP
+                   "v1,0902,0.427,0.373,0.601,0.3729,1,0.95\n"  # y2 < y1 by 1e-4: dropped
+                   "v1,0903,0.2,0.2,0.6,0.6,1,0.8\n"  # TP
+                   "v1,0903,0.7,0.7,0.65,0.9,1,0.85\n"  # x2 < x1: dropped
+                   "v1,0902,0.6,0.6,0.7,0.9,1,0.7\n")  # meets only the zero-width GT: IoU 0, FP
+    out_json = tmp_path / "r.json"
+    code, lines, err = run(["ava", gt, det, "--labelmap", labelmap, "--json", out_json], capsys)
+    # 3 GT rows; TP, TP, FP → AP = 1/3 + 1/3 = 2/3 (scored as false positives, the inverted rows would give 1/3)
+    assert code == 0 and lines[-1] == "mAP@0.5IOU 0.6666666667"
+    warnings_ = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert warnings_ == [
+        f"warning: {gt}: 0 rows with a box that has x2 < x1 or y2 < y1 and 1 row with a box of zero width or height "
+        "(first: line 2, box (0.6, 0.6, 0.6, 0.9)); kept, as the official AVA reader keeps them (in evaluation "
+        "such a ground-truth box counts and is never matched)",
+        f"warning: {det}: 2 rows with a box that has x2 < x1 or y2 < y1 and 0 rows with a box of zero width or "
+        "height (first: line 2, box (0.427, 0.373, 0.601, 0.3729)); kept: the evaluator drops them after the "
+        "top-k cut, as the official code does (neither true nor false positives)",
+    ]
+    assert "3 GT boxes (1 without area)" in err and "2 empty or inverted boxes" in err
+    data = json.loads(out_json.read_text())
+    assert data["num_dropped_invalid_box"] == 2 and data["num_degenerate_gt_boxes"] == 1
+    reference = _load("frame_map_reference", REPO / "tests/test_frame_map.py").reference_frame_map
+    rows = [tuple(line.split(",")) for line in det.read_text().splitlines()]
+    gt_rows = [tuple(line.split(",")) for line in gt.read_text().splitlines()]
+    assert reference(gt_rows, rows, [1])[0] == pytest.approx(2 / 3, abs=1e-15)
+
+
+def test_ava_bad_numbers_stay_one_line_errors(tmp_path, capsys):
+    labelmap = tmp_path / "labelmap.pbtxt"
+    labelmap.write_text(LABELMAP_1)
+    good = "v1,0902,0.1,0.1,0.5,0.5,1,0.9\n"
+    for row, message in (("v1,0902,0.1,nan,0.5,0.5,1,0.8", "y1 'nan' is not finite"),
+                         ("v1,0902,0.1,0.1,0.5,1.7,1,0.8", "y2 1.7 is outside [0, 1] (boxes are normalised)"),
+                         ("v1,0902,0.1,0.1,0.5,0.5,1,high", "score 'high' is not a number"),
+                         ("v1,0902,0.1,0.1,0.5,0.5,1,inf", "score 'inf' is not finite")):
+        det = tmp_path / "det.csv"
+        det.write_text(good * 3 + row + "\n")
+        code, lines, err = run(["ava", DET / "gt.csv", det, "--labelmap", labelmap], capsys)
+        assert code == 2 and not lines and err.strip() == f"error: {det}:4: {message}"
+
+
+def test_ava_seven_column_rows_with_inverted_boxes_name_the_original_file(tmp_path, capsys):
+    det = tmp_path / "det7.csv"
+    det.write_text("3reY9zJKhqN,1774,0.1,0.1,0.5,0.5,1\n3reY9zJKhqN,1774,0.6,0.1,0.5,0.5,1\n")
+    table, _ = read_ava_for_eval(det, "detections")
+    assert len(table) == 2 and table.scores.tolist() == [1.0, 1.0]
+    assert table.notes == [
+        f"{det}: 1 row with a box that has x2 < x1 or y2 < y1 and 0 rows with a box of zero width or height "
+        "(first: line 2, box (0.6, 0.1, 0.5, 0.5)); kept: the evaluator drops them after the top-k cut, as the "
+        "official code does (neither true nor false positives)"
+    ]
+    assert not capsys.readouterr().err  # the CLI prints the notes, the reader does not
+
+
+def test_tad_segments_ending_before_they_start_are_scored_as_the_official_code_does(tmp_path, capsys):
+    gt = tmp_path / "gt.json"
+    gt.write_text(json.dumps({"database": {
+        "a": {"subset": "validation", "annotations": [{"segment": [0, 10], "label": "x"},
+                                                      {"segment": [20, 18], "label": "x"}]},
+        "b": {"subset": "validation", "annotations": [{"segment": [5, 5], "label": "x"}]}}}))
+    pred = tmp_path / "pred.json"
+    pred.write_text(json.dumps({"results": {
+        "a": [{"segment": [30, 25], "label": "x", "score": 0.95}, {"segment": [0, 10], "label": "x", "score": 0.9},
+              {"segment": [10, 12], "label": "x", "score": 0.8}],
+        "b": [{"segment": [7, 7], "label": "x", "score": 0.7}]}}))
+    code, lines, err = run(["tad", gt, pred], capsys)
+    # see test_temporal_map: FP, TP, TP (0 / 0 with [20, 18]), TP (0 / 0) → 3/4 at every threshold
+    assert code == 0 and lines[-1] == "average-mAP 0.7500000000" and lines[0] == "mAP@0.50 0.7500000000"
+    warnings_ = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings_) == 2
+    assert warnings_[0].startswith(f"warning: {gt}: 1 segment with end < start and 1 segment of zero length (first: "
+                                   "database/a/annotations[1]/segment [20.0, 18.0]); scored with the official")
+    assert warnings_[1].startswith(f"warning: {pred}: 1 segment with end < start and 1 segment of zero length "
+                                   "(first: results/a[0]/segment [30.0, 25.0])")
+
+
 def test_tad_fixture_and_json(tmp_path, capsys):
     out_json = tmp_path / "tad.json"
     code, lines, err = run(["tad", LOC / "gt.json", LOC / "result.json", "--json", out_json], capsys)

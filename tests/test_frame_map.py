@@ -13,12 +13,14 @@ import pytest
 
 from seal_transfer.data.formats.ava import AvaTable, read_ava_csv, read_labelmap
 from seal_transfer.evaluation.frame_map import (
+    descending_order,
     descending_rank,
     exact_float64,
     factorize_strings,
     frame_map,
     keyframe_codes,
     voc_average_precision,
+    voc_average_precision_at,
 )
 
 FIXTURES = Path("/work/shared/data/fixtures/mmaction2")
@@ -31,7 +33,9 @@ def reference_frame_map(gt_rows, det_rows, class_ids, excluded=(), negatives=(),
                         iou_threshold=0.5):
     """The official algorithm written out per image, per class, per detection (slow on purpose).
 
-    Rows are tuples of strings as the official csv.reader sees them. Keys: (video, timestamp to 6 decimals).
+    Raises ValueError where the official code does: a GT box with x2 < x1 or y2 < y1 on an image and class that
+    has a valid detection (np_box_list.BoxList refuses it). Rows are tuples of strings as the official csv.reader
+    sees them. Keys: (video, timestamp to 6 decimals).
     Score ties: stable sort (earlier first), the rule frame_map documents; with distinct scores it is the
     official order.
     """
@@ -81,6 +85,8 @@ def reference_frame_map(gt_rows, det_rows, class_ids, excluded=(), negatives=(),
             d_boxes, d_scores, gb = boxes[labels == c], scores[labels == c], g_boxes[g_labels == c]
             if d_boxes.shape[0] == 0:
                 continue
+            if ((gb[:, 0] > gb[:, 2]) | (gb[:, 1] > gb[:, 3])).any():  # np_box_list.BoxList(groundtruth_boxes)
+                raise ValueError("Invalid box data. data must be a numpy array of N*[y_min, x_min, y_max, x_max]")
             tp = np.zeros(d_boxes.shape[0], dtype=bool)
             if gb.shape[0]:
                 taken = np.zeros(gb.shape[0], dtype=bool)
@@ -134,7 +140,10 @@ def table(rows, kind):
                                  [int(v) for v in cols[6]], **extra)
 
 
-def random_case(rng, n_videos=3, n_ts=6, n_classes=6, mean_persons=2.0, det_per_kf=12, decimals=3):
+def random_case(rng, n_videos=3, n_ts=6, n_classes=6, mean_persons=2.0, det_per_kf=12, decimals=3,
+                degenerate=False):
+    """Random GT and detection rows; `degenerate`: also inverted detections, zero-height GT boxes, and inverted GT
+    boxes where the official code scores them (no detection of their class on their keyframe)."""
     classes = list(range(1, n_classes + 1))
     label_map = classes[:-1]  # the last class is outside the label map
     gt_rows, det_rows = [], []
@@ -162,11 +171,21 @@ def random_case(rng, n_videos=3, n_ts=6, n_classes=6, mean_persons=2.0, det_per_
                 box[2], box[3] = max(box[2], box[0]), max(box[3], box[1])
                 if rng.random() < 0.03:
                     box[2] = box[0]  # zero width: the official per-image step drops it
+                if degenerate and rng.random() < 0.05:
+                    box[[0, 2]] = box[[2, 0]]  # x2 < x1: dropped there too
                 det_rows.append((vid, f"{t:04d}", *[f"{c:.{decimals}f}" for c in box],
                                  str(rng.choice(classes)), f"{score_pool[s_i]:.6f}"))
                 s_i += 1
     order = rng.permutation(len(det_rows))
     det_rows = [det_rows[i] for i in order]
+    if degenerate:
+        detected = {(r[0], r[1], r[6]) for r in det_rows}
+        for i, r in enumerate(gt_rows):
+            u = rng.random()
+            if u < 0.05:
+                gt_rows[i] = (*r[:5], r[3], *r[6:])  # y2 = y1
+            elif u < 0.15 and (r[0], r[1], r[6]) not in detected:
+                gt_rows[i] = (r[0], r[1], r[4], r[3], r[2], *r[5:])  # x2 < x1
     return gt_rows, det_rows, label_map
 
 
@@ -300,6 +319,55 @@ def test_invalid_detection_boxes_are_dropped_after_the_top_k_cut():
     assert reference_frame_map(gt, det, [1], capacity=1)[1][1] == 0.0
 
 
+def test_inverted_detection_boxes_are_dropped_not_scored_as_false_positives():
+    """The official per-image step removes detections with y2 <= y1 or x2 <= x1 before matching, so they are
+    neither true nor false positives (as a false positive this class would score 1/2)."""
+    gt = [("a", "0902", "0.1", "0.1", "0.5", "0.5", "1", "0")]
+    det = [("a", "0902", "0.427", "0.373", "0.601", "0.3729", "1", "0.9"),  # y2 < y1 by 1e-4 (rounding)
+           ("a", "0902", "0.1", "0.1", "0.5", "0.5", "1", "0.8"),  # TP
+           ("a", "0902", "0.6", "0.6", "0.9", "0.9", "1", "0.7")]  # FP
+    result = frame_map(table(gt, "gt"), table(det, "det"), [1])
+    assert result.per_class[1] == 1.0 and reference_frame_map(gt, det, [1])[1][1] == 1.0
+    assert result.num_dropped_invalid_box == 1 and result.num_detections_evaluated == 2
+    assert result.num_detections_per_class[1] == 2 and result.num_true_positives_per_class[1] == 1
+
+
+def test_degenerate_gt_boxes_count_and_are_never_matched():
+    gt = [("a", "0902", "0.1", "0.1", "0.5", "0.5", "1", "0"),
+          ("a", "0902", "0.5", "0.5", "0.5", "0.8", "1", "1"),  # zero width
+          ("b", "0902", "0.6", "0.1", "0.2", "0.5", "1", "0"),  # x2 < x1, no class-1 detection on b
+          ("b", "0902", "0.1", "0.1", "0.5", "0.5", "2", "0")]
+    det = [("a", "0902", "0.1", "0.1", "0.5", "0.5", "1", "0.9"),  # TP
+           ("a", "0902", "0.5", "0.5", "0.6", "0.8", "1", "0.8"),  # touches the zero-width GT only: IoU 0, FP
+           ("b", "0902", "0.1", "0.1", "0.5", "0.5", "2", "0.7")]  # TP of class 2
+    result = frame_map(table(gt, "gt"), table(det, "det"), [1, 2])
+    # class 1: 3 GT rows, ranking TP, FP → precision 1 at recall 1/3 → AP 1/3; class 2: AP 1
+    assert result.per_class[1] == pytest.approx(1 / 3, abs=1e-15) and result.per_class[2] == 1.0
+    assert result.num_gt_per_class[1] == 3 and result.num_degenerate_gt_boxes == 2 and not result.warnings
+    expected_map, expected = reference_frame_map(gt, det, [1, 2])
+    assert expected[1] == result.per_class[1] and expected_map == result.mAP
+
+
+def test_inverted_gt_box_next_to_a_detection_is_never_matched_where_the_official_code_stops():
+    """The official code raises ValueError (np_box_list.BoxList) for an inverted GT box on an image and class
+    with a detection, so there is no official number; here such a box counts and is never matched, and a
+    warning says so. The case below also has IoU 0 / 0 (the areas cancel), which np.argmax would pick."""
+    gt = [("a", "0902", "0.75", "0.5", "0.5", "0.75", "1", "0"),  # area (-0.25) * 0.25 = -0.0625
+          ("a", "0902", "0.25", "0.25", "0.5", "0.5", "1", "1")]
+    det = [("a", "0902", "0.25", "0.25", "0.5", "0.5", "1", "0.9")]  # area 0.0625
+    with pytest.raises(ValueError, match="Invalid box data"):
+        reference_frame_map(gt, det, [1])
+    with pytest.warns(RuntimeWarning, match="the official code stops there"):
+        result = frame_map(table(gt, "gt"), table(det, "det"), [1])
+    assert result.per_class[1] == 0.5  # TP on the valid GT; 2 GT rows
+    assert result.num_degenerate_gt_boxes == 1
+    assert result.warnings == [
+        "1 ground-truth boxes with x2 < x1 or y2 < y1 share a keyframe and class with a scored detection: the "
+        "official code stops there (ValueError: Invalid box data); here they count as ground truth and are never "
+        "matched"
+    ]
+
+
 def test_score_ties_are_broken_by_input_order():
     gt = [("a", "0902", "0.1", "0.1", "0.5", "0.5", "1", "0")]
     fp = ("a", "0902", "0.6", "0.6", "0.9", "0.9", "1", "0.5")
@@ -336,6 +404,23 @@ def test_random_inputs_match_the_reference(seed):
             assert result.mAP == pytest.approx(expected_map, abs=1e-12)
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_random_inputs_with_degenerate_boxes_match_the_reference(seed):
+    rng = np.random.default_rng(1000 + seed)
+    gt_rows, det_rows, label_map = random_case(rng, decimals=3, degenerate=True)
+    top_k = [50, 5, 0][seed % 3]
+    for protocol in ("2020", "2019"):
+        expected_map, expected = reference_frame_map(gt_rows, det_rows, label_map, protocol=protocol, capacity=top_k)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            result = frame_map(table(gt_rows, "gt"), table(det_rows, "det"), label_map, protocol=protocol,
+                               top_k=top_k)
+        assert not result.warnings or "outside the label map" in result.warnings[-1]
+        for cid in label_map:
+            assert result.per_class[cid] == pytest.approx(expected[cid], abs=1e-12, nan_ok=True), (protocol, cid)
+        assert result.mAP == pytest.approx(expected_map, abs=1e-12, nan_ok=True)
+
+
 def test_crowded_keyframes_match_the_reference():
     """Many boxes of one class per keyframe: exercises the GT-slot loop and the top-k heap."""
     rng = np.random.default_rng(123)
@@ -367,6 +452,37 @@ def test_keyframe_codes_share_ids_across_tables_and_round_to_microseconds():
 def test_descending_rank_is_stable_for_ties():
     assert descending_rank(np.array([0.5, 0.9, 0.5, 0.1], dtype=np.float32)).tolist() == [1, 0, 2, 3]
     assert descending_rank(np.array([0.5, 0.9, 0.5, 0.1])).tolist() == [1, 0, 2, 3]
+
+
+def test_voc_average_precision_at_is_the_full_curve_bit_for_bit():
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        n = int(rng.integers(0, 60))
+        tp = rng.random(n) < rng.random()
+        num_gt = int(tp.sum() + rng.integers(0, 4))
+        full = voc_average_precision(tp, num_gt)
+        at = voc_average_precision_at(np.flatnonzero(tp), n, num_gt)
+        assert (full == at) or (math.isnan(full) and math.isnan(at))
+    big = rng.random(5000) < 0.3  # long enough for pairwise summation blocks
+    assert voc_average_precision(big, 2000) == voc_average_precision_at(np.flatnonzero(big), big.size, 2000)
+
+
+def test_descending_order_is_a_stable_descending_argsort():
+    rng = np.random.default_rng(3)
+    scores = np.round(rng.random(10000), 2).astype(np.float32)  # many ties
+    scores[::7] = -scores[::7]
+    expected = np.argsort(-scores.astype(np.float64), kind="stable")
+    np.testing.assert_array_equal(descending_order(scores), expected)
+    np.testing.assert_array_equal(descending_order(scores.astype(np.float64)), expected)
+
+
+def test_keyframe_codes_take_ready_factorisations():
+    videos = [np.array(["y", "y", "x", "z"]), np.array(["z", "x"])]
+    times = [np.array([1.0, 2.0, 1.0, 1.0]), np.array([1.0, 1.0])]
+    plain, n = keyframe_codes(videos, times)
+    vocab = np.array(["z", "y", "x"])  # any order, as the CSV reader's dictionary
+    coded, m = keyframe_codes([None, videos[1]], times, [(np.array([1, 1, 2, 0]), vocab), None])
+    assert n == m == 4 and all(np.array_equal(a, b) for a, b in zip(plain, coded))
 
 
 def test_voc_average_precision_edge_cases():

@@ -45,8 +45,10 @@ def reference_average_map(gt, pred, thresholds=DEFAULT_TIOU_THRESHOLDS):
             cs = np.asarray([gt["start"][g[j]] for j in same])
             ce = np.asarray([gt["end"][g[j]] for j in same])
             inter = (np.minimum(e, ce) - np.maximum(s, cs)).clip(0)
-            tiou = inter / ((ce - cs) + (e - s) - inter)
-            order = np.argsort(-tiou, kind="stable")
+            with np.errstate(invalid="ignore"):
+                tiou = inter / ((ce - cs) + (e - s) - inter)
+            # official: tiou.argsort()[::-1] puts a NaN (0 / 0) first; ties here: the GT listed first
+            order = np.argsort(-np.where(np.isnan(tiou), np.inf, tiou), kind="stable")
             for t, thr in enumerate(thresholds):
                 for jdx in order:
                     if tiou[jdx] < thr:
@@ -75,7 +77,9 @@ def to_segments(d, scores=True):
     return TadSegments.from_columns(d["video"], d["start"], d["end"], d["label"], d["score"] if scores else None)
 
 
-def random_case(rng, n_videos=6, n_classes=4, preds_per_video=25):
+def random_case(rng, n_videos=6, n_classes=4, preds_per_video=25, degenerate=False):
+    """`degenerate`: some segments end before they start or have no length (GT and predictions), and some
+    predictions have the negated length of a GT segment of their video, so that their tIoU is 0 / 0."""
     gt = {"video": [], "start": [], "end": [], "label": [], "score": []}
     pred = {"video": [], "start": [], "end": [], "label": [], "score": []}
     scores = iter(rng.permutation(100000)[:5000] / 100000.0)
@@ -97,11 +101,28 @@ def random_case(rng, n_videos=6, n_classes=4, preds_per_video=25):
             else:
                 s, e = np.sort(rng.uniform(0, dur, 2))
                 video = f"v{v}" if rng.random() < 0.9 else "unseen"
+            s, e = round(float(min(s, e)), 2), round(float(max(s, e)), 2)
+            if degenerate:
+                u = rng.random()
+                if u < 0.1:
+                    s, e = e, s
+                elif u < 0.15:
+                    e = s
+                elif u < 0.25 and gt["video"]:
+                    j = rng.integers(len(gt["video"]))  # length minus GT j's: tIoU 0 / 0 with it
+                    video, e = gt["video"][j], round(s + gt["start"][j] - gt["end"][j], 2)
             pred["video"].append(video)
-            pred["start"].append(round(float(min(s, e)), 2))
-            pred["end"].append(round(float(max(s, e)), 2))
+            pred["start"].append(s)
+            pred["end"].append(e)
             pred["label"].append(f"class{rng.integers(n_classes + 1)}")  # class{n_classes}: not in GT
             pred["score"].append(float(next(scores)))
+    if degenerate:
+        for j in range(len(gt["video"])):
+            u = rng.random()
+            if u < 0.15:
+                gt["start"][j], gt["end"][j] = gt["end"][j], gt["start"][j]
+            elif u < 0.2:
+                gt["end"][j] = gt["start"][j]
     return gt, pred
 
 
@@ -149,6 +170,37 @@ def test_zero_length_segments_follow_numpy_nan_behaviour():
     ref_pred = {"video": ["a"], "start": [7.0], "end": [7.0], "label": ["x"], "score": [0.9]}
     with np.errstate(invalid="ignore"):
         assert reference_average_map(ref_gt, ref_pred)[0] == 1.0
+
+
+def test_segments_ending_before_they_start_follow_the_official_arithmetic():
+    """end < start: the intersection is clamped at 0, so the tIoU is 0 / (sum of the two lengths): 0 (or -0.0)
+    in general, but NaN where the lengths cancel, which the official loop counts as a match (not 'IoU 0')."""
+    gt = TadSegments.from_columns(["a", "a", "b"], [0.0, 20.0, 5.0], [10.0, 18.0, 5.0], ["x", "x", "x"])
+    pred = TadSegments.from_columns(
+        ["a", "a", "a", "b"], [30.0, 0.0, 10.0, 7.0], [25.0, 10.0, 12.0, 7.0], ["x", "x", "x", "x"],
+        [0.95, 0.9, 0.8, 0.7],
+    )
+    # .95: [30, 25] vs both GT of a: tIoU 0 and -0.0 → FP; .9: TP on [0, 10]; .8: [10, 12] vs [20, 18]:
+    # 0 / (2 - 2) = NaN → TP; .7: two zero-length segments, NaN → TP. Precision 1/2, 2/3, 3/4 at recall
+    # 1/3, 2/3, 1 → envelope 3/4 → AP 3/4 at every threshold. With "tIoU 0" for the .8 prediction it would be 1/3.
+    result = average_map(gt, pred)
+    assert result.average_mAP == 0.75 and set(result.mAP_at.values()) == {0.75}
+    to_dict = {"video": list(gt.video_ids), "start": list(gt.starts), "end": list(gt.ends), "label": ["x"] * 3}
+    pred_dict = {"video": list(pred.video_ids), "start": list(pred.starts), "end": list(pred.ends),
+                 "label": ["x"] * 4, "score": list(pred.scores)}
+    assert reference_average_map(to_dict, pred_dict)[0] == 0.75
+
+
+@pytest.mark.parametrize("seed", range(15))
+def test_random_inputs_with_degenerate_segments_match_the_reference(seed):
+    rng = np.random.default_rng(500 + seed)
+    gt, pred = random_case(rng, degenerate=True)
+    if not gt["video"]:
+        pytest.skip("no GT drawn")
+    expected, expected_ap = reference_average_map(gt, pred)
+    result = average_map(to_segments(gt, scores=False), to_segments(pred))
+    assert result.average_mAP == pytest.approx(expected, abs=1e-12)
+    np.testing.assert_allclose(result.ap, expected_ap, atol=1e-12)
 
 
 @pytest.mark.parametrize("seed", range(25))

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ class TadSegments:
     labels: np.ndarray  # (N,) 'U' class names
     scores: np.ndarray  # (N,) float64
     source: str = ""
+    # Reader warnings about the file, one line each (how many segments end before they start or have no length).
+    notes: list[str] = field(default_factory=list, repr=False, compare=False)
 
     def __len__(self) -> int:
         return int(self.video_ids.shape[0])
@@ -98,8 +101,58 @@ def _segment(path: Path, where: str, item: Any) -> tuple[float, float]:
     return start, end
 
 
-def read_activitynet_gt(path: str | Path, subset: str | None = "validation") -> tuple[TadSegments, list[str]]:
-    """GT segments of the videos in `subset` (None: all videos) and the list of those videos, in file order."""
+class _DegenerateSegments:
+    """Counts segments with end < start or end == start while a reader walks a file; `note()` is one line or None.
+
+    The official `eval_detection.py` reads them as they are, and so do we: the intersection is clamped at 0, so
+    their tIoU with any segment is 0, except 0 / 0 = NaN where the two lengths sum to 0, which that code counts as
+    a match (NaN sorts first and is never below a threshold). docs/evaluation.md has the cases.
+    """
+
+    def __init__(self) -> None:
+        self.inverted = 0
+        self.empty = 0
+        self.first: str | None = None
+
+    def add(self, where: str, start: float, end: float) -> None:
+        if end < start:
+            self.inverted += 1
+        elif end == start:
+            self.empty += 1
+        else:
+            return
+        if self.first is None:
+            self.first = f"{where}/segment [{start!r}, {end!r}]"
+
+    def note(self, path: Path) -> str | None:
+        if self.first is None:
+            return None
+
+        def count(n: int, what: str) -> str:
+            return f"{n} {what}" if n == 1 else f"{n} {what.replace('segment', 'segments')}"
+
+        return (f"{path}: {count(self.inverted, 'segment with end < start')} and "
+                f"{count(self.empty, 'segment of zero length')} (first: {self.first}); scored with the official "
+                "tIoU arithmetic: intersection 0, so tIoU 0 with any segment, or NaN (a match) where the two "
+                "lengths sum to 0")
+
+
+def _finish(segments: TadSegments, degenerate: _DegenerateSegments, path: Path, warn: bool) -> TadSegments:
+    note = degenerate.note(path)
+    if note is not None:
+        segments.notes.append(note)
+        if warn:
+            print(f"warning: {note}", file=sys.stderr)
+    return segments
+
+
+def read_activitynet_gt(
+    path: str | Path, subset: str | None = "validation", *, warn: bool = True
+) -> tuple[TadSegments, list[str]]:
+    """GT segments of the videos in `subset` (None: all videos) and the list of those videos, in file order.
+
+    Segments with end <= start are read as the official code reads them, counted in one line of `notes` (printed
+    to stderr as `warning: ...` when `warn`)."""
     path = Path(path)
     data = _load_json(path)
     if not isinstance(data, dict):
@@ -118,6 +171,7 @@ def read_activitynet_gt(path: str | Path, subset: str | None = "validation") -> 
     starts: list[float] = []
     ends: list[float] = []
     labels: list[str] = []
+    degenerate = _DegenerateSegments()
     for vid, info in database.items():
         where = f"{prefix}{vid}"
         if not isinstance(info, dict):
@@ -133,15 +187,20 @@ def read_activitynet_gt(path: str | Path, subset: str | None = "validation") -> 
             raise UserError(f"{path}: {where}/annotations: expected a list")
         for i, ann in enumerate(annotations):
             start, end = _segment(path, f"{where}/annotations[{i}]", ann)
+            if not end > start:
+                degenerate.add(f"{where}/annotations[{i}]", start, end)
             vids.append(vid)
             starts.append(start)
             ends.append(end)
             labels.append(str(ann["label"]))
-    return TadSegments.from_columns(vids, starts, ends, labels, source=str(path)), videos
+    segments = TadSegments.from_columns(vids, starts, ends, labels, source=str(path))
+    return _finish(segments, degenerate, path, warn), videos
 
 
-def read_activitynet_predictions(path: str | Path) -> TadSegments:
-    """Predictions `{"results": {video_id: [{segment, label, score}]}}` (or the bare `{video_id: [...]}`)."""
+def read_activitynet_predictions(path: str | Path, *, warn: bool = True) -> TadSegments:
+    """Predictions `{"results": {video_id: [{segment, label, score}]}}` (or the bare `{video_id: [...]}`).
+
+    Segments with end <= start are read and counted as in `read_activitynet_gt`."""
     path = Path(path)
     data = _load_json(path)
     if not isinstance(data, dict):
@@ -159,12 +218,15 @@ def read_activitynet_predictions(path: str | Path) -> TadSegments:
     ends: list[float] = []
     labels: list[str] = []
     scores: list[float] = []
+    degenerate = _DegenerateSegments()
     for vid, items in results.items():
         if not isinstance(items, list):
             raise UserError(f"{path}: {prefix}{vid}: expected a list of predictions, found {type(items).__name__}")
         for i, item in enumerate(items):
             where = f"{prefix}{vid}[{i}]"
             start, end = _segment(path, where, item)
+            if not end > start:
+                degenerate.add(where, start, end)
             if "score" not in item:
                 raise UserError(f"{path}: {where}: no 'score'")
             try:
@@ -178,7 +240,8 @@ def read_activitynet_predictions(path: str | Path) -> TadSegments:
             ends.append(end)
             labels.append(str(item["label"]))
             scores.append(score)
-    return TadSegments.from_columns(vids, starts, ends, labels, scores, source=str(path))
+    segments = TadSegments.from_columns(vids, starts, ends, labels, scores, source=str(path))
+    return _finish(segments, degenerate, path, warn)
 
 
 def align_video_ids(

@@ -13,6 +13,7 @@ import io
 import math
 import pickle
 import re
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,9 +48,14 @@ class AvaTable:
     person_ids: np.ndarray  # (N,) int64, -1 where the file has no person id
     scores: np.ndarray  # (N,) float32, 1.0 where the file has no score
     source: str = ""
+    # Reader warnings about the file, one line each (e.g. how many boxes are inverted or empty).
+    notes: list[str] = field(default_factory=list, repr=False, compare=False)
+    # Optional factorisation of video_ids that the fast reader gets for free: video_ids == vocab[codes], vocab
+    # sorted or not. Derived tables (select, concat) do not carry it; evaluators use it to skip hashing strings.
+    video_codes: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
-        return int(self.video_ids.shape[0])
+        return int(self.timestamps.shape[0])
 
     @classmethod
     def empty(cls, source: str = "") -> AvaTable:
@@ -118,6 +124,26 @@ class AvaTable:
         return list(seen)
 
 
+class _CodedAvaTable(AvaTable):
+    """An AvaTable from the fast reader: `video_ids` is built from `video_codes` when first read.
+
+    The evaluators only need the codes, so a 1.5M-row detection file never pays for (or holds) the string column
+    unless something asks for it. Behaves as an AvaTable in every other way.
+    """
+
+    @property  # type: ignore[override]
+    def video_ids(self) -> np.ndarray:
+        ids = self.__dict__.get("_video_ids")
+        if ids is None:
+            codes, vocab = self.video_codes  # type: ignore[misc]
+            ids = self.__dict__["_video_ids"] = vocab[codes]
+        return ids
+
+    @video_ids.setter
+    def video_ids(self, value: np.ndarray | None) -> None:
+        self.__dict__["_video_ids"] = value
+
+
 def format_timestamp(ts: float) -> str:
     """AVA writes integer seconds zero-padded to 4 digits (`0902`); other times keep 3 decimals."""
     return f"{int(round(ts)):04d}" if float(ts).is_integer() else f"{ts:.3f}"
@@ -154,81 +180,258 @@ def _number(path: Path, lineno: int, name: str, text: str, kind: type) -> float 
         raise located(path, lineno, f"{name} '{text}' is not a number") from None
     if kind is float and not math.isfinite(value):
         raise located(path, lineno, f"{name} '{text}' is not finite")
+    if kind is int and not -(1 << 63) <= value < 1 << 63:
+        raise located(path, lineno, f"{name} '{text}' does not fit a 64-bit integer")
     return value
 
 
-_MIN_ID_WIDTH = 16  # fast-parser id field width: twice the first id's length, at least this
+BOX_COLUMNS = ("x1", "y1", "x2", "y2")
+
+# What happens to rows whose box is inverted (x2 < x1 or y2 < y1) or has zero width or height. Such rows are
+# read, as the official AVA reader reads them, counted, and reported in one warning line per file.
+_DEGENERATE_POLICY = {
+    "gt": "kept, as the official AVA reader keeps them (in evaluation such a ground-truth box counts and is never "
+          "matched)",
+    "detections": "kept: the evaluator drops them after the top-k cut, as the official code does (neither true nor "
+                  "false positives)",
+    "boxes": "kept as given",
+    "pseudo": "kept as given",
+}
 
 
-def _id_width(text: str) -> int:
-    """A fixed-width id field for the vectorised parser, sized from the first row (AVA ids are 11 characters).
-
-    Narrow fields keep the parse fast and small; an id that fills the field sends the file to the exact parser.
-    """
-    first = next((line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")), "")
-    return max(_MIN_ID_WIDTH, 2 * len(first.split(",", 1)[0]) + 2)
+def _rows(n: int) -> str:
+    return f"{n} row" if n == 1 else f"{n} rows"
 
 
-def _parse_fast(path: Path, text: str, kind: str) -> AvaTable | None:
-    """Vectorised parse for large well-formed files (1.5M rows in ~1 s); None means 'use the exact parser'.
-
-    Any irregularity (tabs, empty fields, a bad value) returns None so that the row-by-row parser can name the
-    offending line; the fast path never decides an error itself.
-    """
-    tail = KINDS[kind]
-    if not text or "\t" in text:
-        return None
-    width = _id_width(text)
-    dtype = [("v", f"U{width}"), ("t", "f8"), ("x1", "f4"), ("y1", "f4"), ("x2", "f4"), ("y2", "f4")]
-    dtype += [(name, "f4" if name == "score" else "i8") for name in tail]
-    try:
-        arr = np.loadtxt(path, delimiter=",", dtype=dtype, comments="#", ndmin=1)
-    except (ValueError, TypeError):
-        return None
-    if arr.size == 0:
-        return None
-    ids = arr["v"]
-    lengths = np.char.str_len(ids)
-    if lengths.max() >= width or lengths.min() == 0:
-        return None
-    boxes = np.stack([arr["x1"], arr["y1"], arr["x2"], arr["y2"]], axis=1)
-    actions = arr["action_id"]
-    numeric_ok = np.isfinite(arr["t"]).all() and np.isfinite(boxes).all()
-    if "score" in tail:
-        numeric_ok = numeric_ok and bool(np.isfinite(arr["score"]).all())
-    in_range = ((boxes >= -BOX_TOLERANCE) & (boxes <= 1 + BOX_TOLERANCE)).all()
-    ordered = ((boxes[:, 2] >= boxes[:, 0]) & (boxes[:, 3] >= boxes[:, 1])).all()
-    actions_ok = (actions >= 1).all() or (kind == "boxes" and ((actions >= 1) | (actions == -1)).all())
-    if not (numeric_ok and in_range and ordered and actions_ok):
-        return None
-    return AvaTable(
-        video_ids=ids.astype(f"U{int(lengths.max())}"),
-        timestamps=arr["t"].astype(np.float64),
-        boxes=np.clip(boxes, 0.0, 1.0).astype(np.float32),
-        action_ids=actions.astype(np.int64),
-        person_ids=arr["person_id"].astype(np.int64) if "person_id" in tail else np.full(arr.size, -1, np.int64),
-        scores=arr["score"].astype(np.float32) if "score" in tail else np.ones(arr.size, np.float32),
-        source=str(path),
+def _degenerate_note(path: Path, kind: str, n_inverted: int, n_zero: int, line: int, box: Sequence[float]) -> str:
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return (
+        f"{path}: {_rows(n_inverted)} with a box that has x2 < x1 or y2 < y1 and {_rows(n_zero)} with a box of zero "
+        f"width or height (first: line {line}, box ({x1}, {y1}, {x2}, {y2})); {_DEGENERATE_POLICY[kind]}"
     )
 
 
-def read_ava_csv(path: str | Path, kind: str = "gt") -> AvaTable:
-    """Read an AVA-layout CSV (`kind` in KINDS) and validate every row; errors name `file:line`."""
+def _data_row_line(path: Path, row: int) -> tuple[int, str]:
+    """(1-based line number, stripped text) of the `row`-th (0-based) data line: blank and `#` lines are skipped,
+    as `_data_lines` does."""
+    seen = -1
+    with path.open(encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            stripped = line.strip()
+            if stripped and not stripped.startswith("#"):
+                seen += 1
+                if seen == row:
+                    return lineno, stripped
+    raise ValueError(f"{path} has no data row {row}")
+
+
+class _Vocabulary:
+    """Distinct texts of a dictionary-encoded column across record batches, each batch's codes mapped to one index
+    (pyarrow gives every batch its own dictionary)."""
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+
+    def codes(self, chunk: object) -> np.ndarray:
+        words = chunk.dictionary.to_pylist()  # type: ignore[attr-defined]
+        remap = np.asarray([self.index.setdefault(w, len(self.index)) for w in words], dtype=np.int32)
+        return remap[chunk.indices.to_numpy()]  # type: ignore[attr-defined]
+
+
+class _Integers:
+    """Integer texts of a dictionary-encoded column → int64 through Python's int(), once per distinct text: what
+    the exact parser does (pyarrow's own integer parser also takes forms int() refuses, such as 0x10)."""
+
+    def __init__(self, empty: int | None = None) -> None:
+        self.empty = empty  # the value of an empty field (-1 for person-detector boxes); None: not a number
+        self.value: dict[str, int | None] = {}
+
+    def _int(self, text: str) -> int | None:
+        if self.empty is not None and not text.strip():
+            return self.empty
+        try:
+            value = int(text)
+        except ValueError:
+            return None
+        return value if -(1 << 63) <= value < 1 << 63 else None
+
+    def values(self, chunk: object) -> np.ndarray | None:
+        lookup = []
+        for text in chunk.dictionary.to_pylist():  # type: ignore[attr-defined]
+            if text not in self.value:
+                self.value[text] = self._int(text)
+            value = self.value[text]
+            if value is None:
+                return None
+            lookup.append(value)
+        return np.asarray(lookup, dtype=np.int64)[chunk.indices.to_numpy()]  # type: ignore[attr-defined]
+
+
+def _id_is_plain(text: str) -> bool:
+    """An id the exact parser reads the same: not empty, not blank-padded, not a comment, one str.splitlines line."""
+    return bool(text) and text == text.strip() and not text.startswith("#") and text.splitlines() == [text]
+
+
+def _parse_fast(path: Path, kind: str) -> AvaTable | None:
+    """pyarrow's multithreaded CSV reader for well-formed files (1.5M rows in a fraction of a second).
+
+    None means "use the exact parser": any irregularity (wrong column count, a value that is not a number, an
+    empty or blank-padded field, a comment line, a value out of range) sends the file there, so that the row-by-row
+    parser names the offending line; the fast path never decides an error itself. When it succeeds, its table is
+    the one the exact parser would build (same float64 parse, clipped, then stored as float32). The parsed record
+    batches are checked and copied into the table's arrays one at a time.
+    """
+    try:
+        import pyarrow as pa
+        import pyarrow.csv as pa_csv
+    except ImportError:  # pragma: no cover - pyarrow is a dependency; without it every file takes the exact parser
+        return None
+    tail = KINDS[kind]
+    names = ["video_id", "timestamp", *BOX_COLUMNS, *tail]
+    # Ids and integers are read as dictionary-encoded text (integers then go through int()); pyarrow's float
+    # parser agrees with float() wherever it succeeds.
+    words = pa.dictionary(pa.int32(), pa.string())
+    types = {"video_id": words, "timestamp": pa.float64()}
+    types.update({name: pa.float64() for name in BOX_COLUMNS})
+    types.update({name: pa.float64() if name == "score" else words for name in tail})
+    with path.open("rb") as handle:
+        if handle.read(3) == b"\xef\xbb\xbf":  # a byte-order mark: the exact parser keeps it in the first id
+            return None
+    pool = pa.default_memory_pool()
+    try:
+        arrow = pa_csv.read_csv(
+            path,
+            read_options=pa_csv.ReadOptions(column_names=names, use_threads=True),
+            parse_options=pa_csv.ParseOptions(delimiter=","),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=types, null_values=[""], strings_can_be_null=False, quoted_strings_can_be_null=False
+            ),
+            memory_pool=pool,
+        )
+    except (pa.ArrowException, ValueError, OSError):
+        return None
+    n = arrow.num_rows
+    if n == 0:
+        return None
+    batches = arrow.to_batches()
+    del arrow
+    codes = np.empty(n, dtype=np.int32)
+    timestamps = np.empty(n, dtype=np.float64)
+    boxes = np.empty((n, 4), dtype=np.float32)
+    inverted = np.empty(n, dtype=bool)
+    flat = np.empty(n, dtype=bool)
+    actions = np.empty(n, dtype=np.int64)
+    persons = np.full(n, -1, dtype=np.int64) if "person_id" not in tail else np.empty(n, dtype=np.int64)
+    scores = np.ones(n, dtype=np.float32) if "score" not in tail else np.empty(n, dtype=np.float32)
+    videos = _Vocabulary()
+    action_ints, person_ints = _Integers(empty=-1 if kind == "boxes" else None), _Integers()
+    column = {name: i for i, name in enumerate(names)}
+    start = 0
+    while batches:
+        batch = batches.pop(0)  # released once copied
+        stop = start + batch.num_rows
+        rows = slice(start, stop)
+        if any(batch.column(i).null_count for i in range(len(names))):
+            return None  # an empty number
+        codes[rows] = videos.codes(batch.column(column["video_id"]))
+        ts = batch.column(column["timestamp"]).to_numpy()
+        if not np.isfinite(ts).all():
+            return None
+        timestamps[rows] = ts
+        coords = [batch.column(column[name]).to_numpy() for name in BOX_COLUMNS]
+        # Range and shape are tested in float64, as parsed (NaN fails the range test too).
+        if not all(c.min() >= -BOX_TOLERANCE and c.max() <= 1 + BOX_TOLERANCE for c in coords):
+            return None
+        x1, y1, x2, y2 = coords
+        np.logical_or(x2 < x1, y2 < y1, out=inverted[rows])
+        np.logical_or(x2 == x1, y2 == y1, out=flat[rows])
+        for i, c in enumerate(coords):
+            boxes[rows, i] = c
+        action = action_ints.values(batch.column(column["action_id"]))
+        if action is None:
+            return None
+        actions[rows] = action
+        if "person_id" in tail:
+            person = person_ints.values(batch.column(column["person_id"]))
+            if person is None:
+                return None
+            persons[rows] = person
+        if "score" in tail:
+            score = batch.column(column["score"]).to_numpy()
+            if not np.isfinite(score).all():
+                return None
+            scores[rows] = score
+        start = stop
+    del batch
+    pool.release_unused()  # everything is in NumPy arrays now; give the parser's memory back at once
+    vocab = list(videos.index)
+    if not all(_id_is_plain(v) for v in vocab):
+        return None
+    if kind == "boxes":
+        if not ((actions >= 1) | (actions == -1)).all():
+            return None
+    elif not (actions >= 1).all():
+        return None
+    np.clip(boxes, 0.0, 1.0, out=boxes)  # clipping commutes with the (monotone) float32 rounding
+    notes: list[str] = []
+    zero_area = flat & ~inverted
+    n_inverted, n_zero = int(inverted.sum()), int(zero_area.sum())
+    if n_inverted or n_zero:
+        line, text = _data_row_line(path, int(np.flatnonzero(inverted | zero_area)[0]))
+        box = [float(v) for v in next(csv.reader([text]))[2:6]]
+        notes.append(_degenerate_note(path, kind, n_inverted, n_zero, line, box))
+    return _CodedAvaTable(
+        video_ids=None,  # type: ignore[arg-type]  # built from video_codes on first use
+        timestamps=timestamps,
+        boxes=boxes,
+        action_ids=actions,
+        person_ids=persons,
+        scores=scores,
+        source=str(path),
+        notes=notes,
+        video_codes=(codes, np.asarray(vocab, dtype=str)),
+    )
+
+
+def _check_readable(path: Path) -> None:
+    if not path.exists():
+        raise UserError(f"{path}: file not found")
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory, expected a file")
+
+
+def read_ava_csv(path: str | Path, kind: str = "gt", *, warn: bool = True) -> AvaTable:
+    """Read an AVA-layout CSV (`kind` in KINDS) and validate every row; errors name `file:line`.
+
+    Rows whose box is inverted (x2 < x1 or y2 < y1) or empty are read, as the official reader reads them; their
+    count is one line in `table.notes`, which `warn=True` also prints to stderr as `warning: ...`.
+    """
     path = Path(path)
     if kind not in KINDS:
         raise ValueError(f"unknown AVA csv kind {kind!r}; expected one of {sorted(KINDS)}")
+    _check_readable(path)
+    table = _parse_fast(path, kind)
+    if table is None:
+        table = _parse_exact(path, kind)
+    if warn:
+        for note in table.notes:
+            print(f"warning: {note}", file=sys.stderr)
+    return table
+
+
+def _parse_exact(path: Path, kind: str) -> AvaTable:
+    """Row-by-row parser: slow, and the one that names the line of the first bad row."""
     tail = KINDS[kind]
     ncols = 6 + len(tail)
     text = _open_text(path)
-    fast = _parse_fast(path, text, kind)
-    if fast is not None:
-        return fast
     vids: list[str] = []
     stamps: list[float] = []
     boxes: list[tuple[float, float, float, float]] = []
     actions: list[int] = []
     persons: list[int] = []
     scores: list[float] = []
+    n_inverted = n_zero = 0
+    first_degenerate: tuple[int, tuple[float, ...]] | None = None
     for lineno, fields in _data_lines(text):
         if len(fields) != ncols:
             raise located(
@@ -240,15 +443,17 @@ def read_ava_csv(path: str | Path, kind: str = "gt") -> AvaTable:
         if not vid:
             raise located(path, lineno, "video_id is empty")
         ts = float(_number(path, lineno, "timestamp", fields[1], float))
-        box = tuple(
-            float(_number(path, lineno, n, fields[2 + i], float)) for i, n in enumerate(("x1", "y1", "x2", "y2"))
-        )
+        box = tuple(float(_number(path, lineno, n, fields[2 + i], float)) for i, n in enumerate(BOX_COLUMNS))
         x1, y1, x2, y2 = box
-        for name, value in zip(("x1", "y1", "x2", "y2"), box):
+        for name, value in zip(BOX_COLUMNS, box):
             if value < -BOX_TOLERANCE or value > 1 + BOX_TOLERANCE:
                 raise located(path, lineno, f"{name} {value} is outside [0, 1] (boxes are normalised)")
-        if x2 < x1 or y2 < y1:
-            raise located(path, lineno, f"box ({x1}, {y1}, {x2}, {y2}) has x2 < x1 or y2 < y1")
+        inverted = x2 < x1 or y2 < y1
+        zero_area = not inverted and (x2 == x1 or y2 == y1)
+        n_inverted += inverted
+        n_zero += zero_area
+        if (inverted or zero_area) and first_degenerate is None:
+            first_degenerate = (lineno, box)
         values = dict(zip(tail, fields[6:]))
         action_text = values["action_id"]
         if kind == "boxes" and action_text in ("", "-1"):
@@ -267,7 +472,10 @@ def read_ava_csv(path: str | Path, kind: str = "gt") -> AvaTable:
         scores.append(score)
     if not vids:
         return AvaTable.empty(source=str(path))
-    return AvaTable.from_columns(vids, stamps, boxes, actions, persons, scores, source=str(path))
+    table = AvaTable.from_columns(vids, stamps, boxes, actions, persons, scores, source=str(path))
+    if first_degenerate is not None:
+        table.notes.append(_degenerate_note(path, kind, n_inverted, n_zero, *first_degenerate))
+    return table
 
 
 def write_ava_csv(path: str | Path, table: AvaTable, kind: str = "gt") -> None:
