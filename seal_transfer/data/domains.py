@@ -6,7 +6,6 @@ those came from a real AVA folder or from the synthetic world is decided here, o
 
 from __future__ import annotations
 
-import fcntl
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,6 +25,7 @@ from seal_transfer.data.formats.ava import (
     read_video_meta,
 )
 from seal_transfer.errors import UserError
+from seal_transfer.utils.locks import process_lock
 
 
 def synthetic_root(cfg: Any) -> Path:
@@ -40,13 +40,10 @@ def synthetic_root(cfg: Any) -> Path:
     )
     cache.mkdir(parents=True, exist_ok=True)
     # Several processes (DDP ranks, parallel tests) may ask for the same world at once: one generates it, the
-    # others wait on the lock and then find it finished.
-    with open(cache / ".generate.lock", "a") as lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-        try:
-            return Path(ensure_world(synth_cfg, cache))
-        finally:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+    # others wait on the lock and then find it finished. The rendering pool's workers do not hold the lock, so
+    # a run restarted right after a kill -9 mid-generation does not wait for the orphans (utils/locks.py).
+    with process_lock(cache / ".generate.lock", wait=True):
+        return Path(ensure_world(synth_cfg, cache))
 
 
 def config_path(root: Path, section: Any, name: str, prefix: str, *, required: bool = False) -> Optional[Path]:
