@@ -23,7 +23,13 @@ from seal_transfer.data.domains import (
 from seal_transfer.data.formats.ava import AvaTable, LabelMap, read_ava_csv, write_ava_csv
 from seal_transfer.engine.detection import DetectionModule
 from seal_transfer.engine.rundir import is_finished
-from seal_transfer.engine.supervised import DetectionJob, data_problems, pose_columns, run_detection_job
+from seal_transfer.engine.supervised import (
+    DetectionJob,
+    data_problems,
+    model_config_for,
+    pose_columns,
+    run_detection_job,
+)
 from seal_transfer.errors import UserError
 from seal_transfer.models.checkpoints import load_weights
 from seal_transfer.pseudo.distributed import (
@@ -69,7 +75,7 @@ def _labelling_split(cfg: Any, split: DomainSplit, what: str) -> KeyframeSplit:
 
 def _build_scorer(cfg: Any, source_labelmap: LabelMap, weights: Path) -> DetectionModule:
     module = DetectionModule(
-        model_cfg=OmegaConf.to_container(cfg.model, resolve=True),
+        model_cfg=model_config_for(cfg, weights, "adapt"),
         optim_cfg=OmegaConf.to_container(cfg.optim, resolve=True),
         num_classes=len(source_labelmap),
         pose_columns=pose_columns(source_labelmap, cfg.optim.pose_label_type),
