@@ -122,6 +122,7 @@ def extract(cfg: Any, tc: Any, streams: Sequence[str], splits: dict[str, Any], o
 
 def run(cfg: Any) -> int:
     from seal_transfer.configuration import to_yaml
+    from seal_transfer.data.domains import check_real_roots
     from seal_transfer.engine.rundir import is_finished, stage_dir, stage_lock
     from seal_transfer.engine.stages import print_summary
     from seal_transfer.engine.tubes import (
@@ -135,6 +136,7 @@ def run(cfg: Any) -> int:
     )
     from seal_transfer.utils.fileio import atomic_write, write_json
 
+    check_real_roots(cfg, "source")
     tc = tubes_config(cfg)
     device = resolve_device(tc.device)
     experiments = [parse_experiment(e) for e in tc.experiments]

@@ -27,13 +27,44 @@ from seal_transfer.data.formats.ava import (
 from seal_transfer.errors import UserError
 from seal_transfer.utils.locks import process_lock
 
+DOMAINS = ("source", "target", "generic")
+_DOMAIN_FILES = {
+    "source": "the SEAL files (at least the atomic-action label map the model is trained on, data.source.labelmap)",
+    "target": "the AVA files",
+    "generic": "the generic clip list",
+}
 
-def synthetic_root(cfg: Any) -> Path:
-    """The synthetic world for `data.synthetic`, generated into `data.cache_dir` on first use."""
+
+def check_real_roots(cfg: Any, *domains: str) -> None:
+    """Refuse a half-real run: when any data root is set, every domain a stage reads (`domains`) must be real.
+
+    Without this, a stage given only `data.target.root` quietly generated the synthetic world for the source
+    domain and took its label map as the model's output space. Cheap (no file is touched), so stages call it
+    before their lock; `synthetic_root` repeats it as the last line of defence.
+    """
+    real = [(f"data.{d}.root", getattr(cfg.data, d).root) for d in DOMAINS if getattr(cfg.data, d).root is not None]
+    if not real:
+        return
+    for domain in domains:
+        if getattr(cfg.data, domain).root is None:
+            key, value = real[0]
+            raise UserError(
+                f"config key 'data.{domain}.root' is not set, but {key}={value} is: this stage also reads "
+                f"{_DOMAIN_FILES[domain]}, and a run on real data never falls back to the synthetic world; "
+                f"set data.{domain}.root=PATH"
+            )
+
+
+def synthetic_root(cfg: Any, domain: str = "") -> Path:
+    """The synthetic world for `data.synthetic`, generated into `data.cache_dir` on first use.
+
+    `domain` names the part the caller wants; none is handed out (or generated) while a real root is set.
+    """
     from omegaconf import OmegaConf
 
     from seal_transfer.data.synthetic import ensure_world
 
+    check_real_roots(cfg, *([domain] if domain else DOMAINS))
     cache = Path(cfg.data.cache_dir).expanduser()
     synth_cfg = (
         OmegaConf.to_object(cfg.data.synthetic) if OmegaConf.is_config(cfg.data.synthetic) else cfg.data.synthetic
@@ -81,7 +112,7 @@ class DomainSplit:
 def target_root(cfg: Any) -> tuple[Path, bool]:
     t = cfg.data.target
     if t.root is None:
-        return synthetic_root(cfg) / "ava", True
+        return synthetic_root(cfg, "target") / "ava", True
     root = Path(t.root).expanduser()
     if not root.is_dir():
         raise UserError(f"{root}: data.target.root is not a folder")
@@ -262,7 +293,7 @@ def _read_boxes(path: Path, trust_pickle: bool) -> AvaTable:
 def source_root(cfg: Any) -> Path:
     s = cfg.data.source
     if s.root is None:
-        return synthetic_root(cfg) / "seal"
+        return synthetic_root(cfg, "source") / "seal"
     root = Path(s.root).expanduser()
     if not root.is_dir():
         raise UserError(f"{root}: data.source.root is not a folder")

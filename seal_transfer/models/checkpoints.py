@@ -411,6 +411,12 @@ def matching_model_config(
     return out
 
 
+def checkpoint_class_names(path: str | Path, *, allow_pickle: bool = False) -> Optional[list[str]]:
+    """Class names, in output-column order, that one of our checkpoints was trained on; None if it does not say."""
+    names = stored_description(read_checkpoint(path, allow_pickle=allow_pickle)).get("class_names")
+    return [str(n) for n in names] if isinstance(names, (list, tuple)) else None
+
+
 def _roi_layer_aligned(model: nn.Module) -> Optional[bool]:
     head = getattr(model, "detection_head", None)
     aligned = getattr(getattr(head, "roi_layer", None), "aligned", None)

@@ -31,7 +31,7 @@ from seal_transfer.engine.supervised import (
     run_detection_job,
 )
 from seal_transfer.errors import UserError
-from seal_transfer.models.checkpoints import load_weights
+from seal_transfer.models.checkpoints import checkpoint_class_names, load_weights
 from seal_transfer.pseudo.distributed import (
     barrier,
     ensure_process_group,
@@ -71,6 +71,26 @@ def _target_pool(cfg: Any, acfg: AdaptConfig) -> list[tuple[str, DomainSplit]]:
 
 def _labelling_split(cfg: Any, split: DomainSplit, what: str) -> KeyframeSplit:
     return make_keyframe_split(cfg, split, train=True, labelled=False, views=2, what=what)
+
+
+def check_source_label_space(weights: Path, labelmap: LabelMap, allow_pickle: bool = False) -> None:
+    """The model's output columns must be the source label map's classes in its order. A checkpoint that records
+    its class names (every model.pt a stage exports) is compared name by name: an equal count can still be
+    another label space. A foreign file records none; then only its head's shape is checked (`_build_scorer`)."""
+    names = checkpoint_class_names(weights, allow_pickle=allow_pickle)
+    expected = [labelmap.names[c] for c in labelmap.ids]
+    if names is None or names == expected:
+        return
+    column = next((i for i, (a, b) in enumerate(zip(names, expected)) if a != b), None)
+    detail = (
+        f"column {column} is '{names[column]}' there and '{expected[column]}' here"
+        if column is not None
+        else f"{len(names)} classes there, {len(expected)} here"
+    )
+    raise UserError(
+        f"{weights}: was trained on other classes than the source label map {labelmap.source or ''} ({detail}); "
+        "adapt needs the label map the model was pretrained with (data.source.root, data.source.labelmap)"
+    )
 
 
 def _build_scorer(cfg: Any, source_labelmap: LabelMap, weights: Path) -> DetectionModule:
@@ -242,6 +262,7 @@ def run_adaptation(cfg: Any, out_dir: Path, init: Path, origin: str) -> dict[str
     """Rounds 1..R; returns the stage metrics. `RUN/adapt/model.pt` is the last round's weights."""
     acfg = adapt_config(cfg)
     source_classes = source_labelmap(cfg)
+    check_source_label_space(init, source_classes, bool(cfg.allow_pickle_checkpoints))
     weights = init
     summary: list[dict[str, Any]] = []
     for r in range(1, acfg.rounds + 1):
