@@ -72,6 +72,8 @@ def pretrain(cfg: Any) -> int:
         metrics["init_from"] = origin
         metrics["box_density"] = str(cfg.data.source.clips.box_density)
         metrics["buckets"] = {name: list(ids) for name, ids in buckets.items()}
+        if cfg.data.source.train_clips is not None or cfg.data.source.val_clips is not None:
+            metrics["source_rows"] = {"train": train_split.counts, "val": val_split.counts}
         return metrics
 
     return run_stage(cfg, "pretrain", work)

@@ -46,6 +46,9 @@ def _load_split(cfg: Any, split: str) -> tuple[Any, dict[str, Path]]:
     labelmap_path = root / s.labelmap
     if not labelmap_path.is_file():
         raise UserError(f"{labelmap_path}: file not found (config key 'data.source.labelmap')")
+    if getattr(s, f"{split}_tubes") is None:
+        raise UserError(f"config key 'data.source.{split}_tubes' is null: the tubes stage needs SEAL Tubes (a SEAL "
+                        "Clips file has no tubelets)")
     tubes_json = root / getattr(s, f"{split}_tubes")
     if not tubes_json.is_file():
         raise UserError(f"{tubes_json}: file not found (config key 'data.source.{split}_tubes')")
