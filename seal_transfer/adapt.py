@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from seal_transfer.cli import guarded_main, stage_main
+from seal_transfer.data.domains import check_real_roots
 from seal_transfer.engine.stages import resolve_init, run_stage
 from seal_transfer.errors import UserError
 
@@ -36,6 +37,7 @@ DESCRIPTION = (
 def adapt(cfg: Any) -> int:
     from seal_transfer.pseudo.rounds import require_hidden_truth, run_adaptation
 
+    check_real_roots(cfg, "source", "target")  # the source label map is the model's output space
     require_hidden_truth(cfg)  # before the stage folder is locked or written
 
     def work(out_dir: Path) -> dict[str, Any]:

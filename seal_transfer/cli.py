@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import select
 import sys
 from collections.abc import Callable, Sequence
 
@@ -10,6 +12,7 @@ from seal_transfer.errors import UserError, one_line
 EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_USER = 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader went away (`| head`)
 
 
 def guarded_main(main: Callable[[Sequence[str]], int | None], argv: Sequence[str] | None = None) -> int:
@@ -17,13 +20,38 @@ def guarded_main(main: Callable[[Sequence[str]], int | None], argv: Sequence[str
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         code = main(args)
+        sys.stdout.flush()  # output that fit the buffer meets a closed pipe here, not at interpreter exit
     except UserError as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return EXIT_USER
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        if not _stdout_reader_gone():
+            raise  # a pipe of our own (a worker, a socket) broke: a bug, keep the traceback
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
     return EXIT_OK if code is None else int(code)
+
+
+def _stdout_reader_gone() -> bool:
+    """True when stdout is a pipe or socket whose reading end is closed (`... | head` after head exited)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & (select.POLLERR | select.POLLHUP) for _, event in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no real file descriptor (captured output) or no poll()
+        return False
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush of what is still buffered cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
 
 
 def parse_stage_args(prog: str, description: str, argv: Sequence[str]) -> tuple[list[str], list[str], bool, bool]:

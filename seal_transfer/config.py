@@ -27,8 +27,10 @@ class SourceDataConfig:
     root: Optional[str] = None  # folder holding the SEAL files below; null = built-in synthetic world
     labelmap: str = "seal_atomic_actions.pbtxt"  # 172 atomic classes, AVA 'label' layout
     video_dir: str = "videos"  # {video_id}.mp4/.mkv/.webm, relative to root
-    train_tubes: str = "seal_tubes_train.json"  # SEAL Tubes JSON (+ _boxes.npz beside it)
-    val_tubes: str = "seal_tubes_val.json"
+    train_tubes: Optional[str] = "seal_tubes_train.json"  # SEAL Tubes JSON (+ _boxes.npz beside it); null = none
+    val_tubes: Optional[str] = "seal_tubes_val.json"
+    train_clips: Optional[str] = None  # SEAL Clips CSV (+ _boxes.npz beside it) read as given; mixed with the tubes
+    val_clips: Optional[str] = None
     clips: ClipConfig = field(default_factory=ClipConfig)
 
 

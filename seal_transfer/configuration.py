@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
+from omegaconf.nodes import FloatNode, StringNode
 
 from seal_transfer.errors import UserError
 
@@ -68,7 +69,23 @@ def _parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
-def _set_override(cfg: DictConfig, key: str, value: Any, schema: type) -> None:
+def _declared_value(node: DictConfig, name: str, value: Any, raw: str) -> Any:
+    """`value` in the key's declared type, so omegaconf never converts implicitly (it warns that it will stop).
+
+    A string key takes the text as typed (`trainer.devices=2` is '2', `trainer.devices=[0,1]` is '[0,1]',
+    `sweep.note=0.10` keeps its zero); a float key takes an integer as a float (`optim.lr=1`).
+    """
+    target = node._get_node(name)
+    if value is None or isinstance(value, (dict, list)) and not isinstance(target, StringNode):
+        return value
+    if isinstance(target, StringNode) and not isinstance(value, str):
+        return raw
+    if isinstance(target, FloatNode) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _set_override(cfg: DictConfig, key: str, value: Any, schema: type, raw: str | None = None) -> None:
     node: Any = cfg
     parts = key.split(".")
     for part in parts[:-1]:
@@ -79,6 +96,8 @@ def _set_override(cfg: DictConfig, key: str, value: Any, schema: type) -> None:
         raise UserError(f"override '{key}': unknown config key '{key}'{_suggest(key, schema)}")
     if isinstance(node[parts[-1]], DictConfig) and not isinstance(value, dict):
         raise UserError(f"override '{key}': '{key}' is a section; set one of its keys, e.g. {key}.<name>=...")
+    if raw is not None:
+        value = _declared_value(node, parts[-1], value, raw)
     try:
         node[parts[-1]] = value
     except OmegaConfBaseException as exc:
@@ -122,7 +141,7 @@ def load_config(
             raise _explain(exc, schema, origin) from None
     for text in overrides:
         key, value = _parse_override(text)
-        _set_override(cfg, key, value, schema)
+        _set_override(cfg, key, value, schema, raw=text.split("=", 1)[1])
     return cfg
 
 

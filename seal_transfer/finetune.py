@@ -9,7 +9,12 @@ from typing import Any
 
 from seal_transfer.cli import guarded_main, stage_main
 from seal_transfer.data.datamodules import make_keyframe_split
-from seal_transfer.data.domains import ignored_eval_rows, load_target_split, restrict_to_labelled_videos
+from seal_transfer.data.domains import (
+    check_real_roots,
+    ignored_eval_rows,
+    load_target_split,
+    restrict_to_labelled_videos,
+)
 from seal_transfer.engine.stages import resolve_init, run_stage
 from seal_transfer.engine.supervised import DetectionJob, run_detection_job
 
@@ -18,6 +23,8 @@ DESCRIPTION = "Finetune SlowFast + RoI head on the target domain (AVA layout) an
 
 
 def finetune(cfg: Any) -> int:
+    check_real_roots(cfg, "target")
+
     def work(out_dir: Path) -> dict[str, Any]:
         init, origin = resolve_init(cfg, "finetune")
         print(f"[finetune] starting from {origin}")

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from seal_transfer.cli import guarded_main, stage_main
 from seal_transfer.data.datamodules import make_keyframe_split
-from seal_transfer.data.domains import class_frequencies, load_source_split
+from seal_transfer.data.domains import check_real_roots, class_frequencies, load_source_split
 from seal_transfer.engine.stages import resolve_init, run_stage
 from seal_transfer.engine.supervised import DetectionJob, run_detection_job
 from seal_transfer.evaluation.clip_map import BucketConfig, bucket_classes, bucketed_map
@@ -37,6 +37,7 @@ DESCRIPTION = (
 
 
 def pretrain(cfg: Any) -> int:
+    check_real_roots(cfg, "generic" if cfg.task == "classification" else "source")
     if cfg.task == "classification":
         from seal_transfer.engine.classification import run_classification_pretrain
 
@@ -71,6 +72,8 @@ def pretrain(cfg: Any) -> int:
         metrics["init_from"] = origin
         metrics["box_density"] = str(cfg.data.source.clips.box_density)
         metrics["buckets"] = {name: list(ids) for name, ids in buckets.items()}
+        if cfg.data.source.train_clips is not None or cfg.data.source.val_clips is not None:
+            metrics["source_rows"] = {"train": train_split.counts, "val": val_split.counts}
         return metrics
 
     return run_stage(cfg, "pretrain", work)

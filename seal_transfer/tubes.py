@@ -46,6 +46,9 @@ def _load_split(cfg: Any, split: str) -> tuple[Any, dict[str, Path]]:
     labelmap_path = root / s.labelmap
     if not labelmap_path.is_file():
         raise UserError(f"{labelmap_path}: file not found (config key 'data.source.labelmap')")
+    if getattr(s, f"{split}_tubes") is None:
+        raise UserError(f"config key 'data.source.{split}_tubes' is null: the tubes stage needs SEAL Tubes (a SEAL "
+                        "Clips file has no tubelets)")
     tubes_json = root / getattr(s, f"{split}_tubes")
     if not tubes_json.is_file():
         raise UserError(f"{tubes_json}: file not found (config key 'data.source.{split}_tubes')")
@@ -122,6 +125,7 @@ def extract(cfg: Any, tc: Any, streams: Sequence[str], splits: dict[str, Any], o
 
 def run(cfg: Any) -> int:
     from seal_transfer.configuration import to_yaml
+    from seal_transfer.data.domains import check_real_roots
     from seal_transfer.engine.rundir import is_finished, stage_dir, stage_lock
     from seal_transfer.engine.stages import print_summary
     from seal_transfer.engine.tubes import (
@@ -135,6 +139,7 @@ def run(cfg: Any) -> int:
     )
     from seal_transfer.utils.fileio import atomic_write, write_json
 
+    check_real_roots(cfg, "source")
     tc = tubes_config(cfg)
     device = resolve_device(tc.device)
     experiments = [parse_experiment(e) for e in tc.experiments]

@@ -256,3 +256,75 @@ def test_strict_backbone_rejects_missing_tensor(tmp_path):
     assert report.missing == [dropped]
     with pytest.raises(UserError, match="strict_backbone"):
         load_weights(build_detector(TINY, 5), path, strict_backbone=True)
+
+
+# ------------------------------------------------------------------ RoIAlign convention of the file's origin
+
+
+def _zoo_detector(tmp_path):
+    """pytorchvideo's AVA zoo layout (`model_state` with detector names), as SLOWFAST_8x8_R50_DETECTION.pyth."""
+    return _save(tmp_path, "SLOWFAST_8x8_R50_DETECTION.pyth", {"model_state": _source_detector().state_dict()})
+
+
+def _roi_inputs():
+    generator = torch.Generator().manual_seed(0)
+    slow, fast = torch.rand(1, 3, 4, 64, 64, generator=generator), torch.rand(1, 3, 16, 64, 64, generator=generator)
+    boxes = torch.tensor([[0, 3.3, 5.1, 40.7, 61.2], [0, 20.5, 1.4, 63.0, 33.9]])
+    return [slow, fast], boxes
+
+
+def test_pytorchvideo_zoo_detector_runs_with_pytorchvideos_roi_convention(tmp_path):
+    """Unset model.roi_aligned follows the zoo file (aligned=False), reproducing pytorchvideo's own scores."""
+    from torchvision.ops import RoIAlign
+
+    from seal_transfer.models.checkpoints import matching_model_config
+
+    path = _zoo_detector(tmp_path)
+    matched = matching_model_config({"preset": "tiny", "roi_aligned": None}, path)
+    assert matched["roi_aligned"] is False
+    assert matching_model_config({"preset": "tiny", "roi_aligned": True}, path)["roi_aligned"] is True  # user wins
+
+    ours = build_detector(ModelConfig(**matched), 5).eval()
+    report = load_weights(ours, path)
+    assert "RoIAlign runs with aligned=False, as pytorchvideo's AVA detector was trained." in report.summary()
+    native = build_detector(TINY, 5).eval()
+    load_weights(native, path)
+    native.detection_head.roi_layer = RoIAlign((4, 4), spatial_scale=1 / 16, sampling_ratio=0, aligned=False)
+    inputs, boxes = _roi_inputs()
+    with torch.no_grad():
+        assert torch.equal(ours(inputs, boxes), native(inputs, boxes))  # what pytorchvideo itself computes
+
+    preset = build_detector(TINY, 5).eval()  # the preset's aligned=True, as before the fix
+    summary = load_weights(preset, path).summary()
+    assert "pytorchvideo's AVA detector was trained with aligned=False, but this model runs aligned=True" in summary
+    with torch.no_grad():
+        assert not torch.equal(preset(inputs, boxes), native(inputs, boxes))
+
+
+def test_roi_convention_of_each_origin(tmp_path):
+    from seal_transfer.models.checkpoints import roi_convention
+
+    state = _source_detector().state_dict()
+    psf = to_pyslowfast_state_dict(state)
+    assert roi_convention({"model_state": state}) == (False, "pytorchvideo's AVA detector")
+    assert roi_convention({"model_state": psf, "cfg": PYSLOWFAST_DETECTION_CFG})[0] is True
+    assert roi_convention({"model_state": psf, "cfg": "DETECTION:\n  ENABLE: true\n  ALIGNED: false\n"})[0] is False
+    assert roi_convention({"model_state": psf, "cfg": PYSLOWFAST_KINETICS_CFG}) == (None, "")
+    ours = {"state_dict": {f"model.{k}": v for k, v in state.items()}}
+    assert roi_convention({**ours, "seal_transfer": {"model": {"preset": "tiny", "roi_aligned": False}}})[0] is False
+    assert roi_convention({**ours, "seal_transfer": {"model": {"preset": "tiny"}}})[0] is True  # the preset's
+    assert roi_convention(state) == (None, "")  # a bare state dict: origin unknown, nothing is changed
+
+
+def test_stage_model_config_follows_the_init_unless_the_key_is_set(tmp_path, capsys):
+    from seal_transfer.config import Config
+    from seal_transfer.configuration import load_config
+    from seal_transfer.engine.supervised import model_config_for
+
+    path = _zoo_detector(tmp_path)
+    cfg = load_config(Config, [], ["model.preset=tiny"])
+    assert model_config_for(cfg, path, "finetune")["roi_aligned"] is False
+    assert "[finetune] RoIAlign aligned=False, the convention" in capsys.readouterr().out
+    assert model_config_for(cfg, None, "finetune")["roi_aligned"] is None
+    explicit = load_config(Config, [], ["model.preset=tiny", "model.roi_aligned=true"])
+    assert model_config_for(explicit, path, "finetune")["roi_aligned"] is True

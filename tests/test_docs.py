@@ -36,11 +36,11 @@ KNOWN_BLOCKS = {
                        "trainer.precision=bf16-mixed"): "parse",
     ("distributed.md", "torchrun --nnodes 4 --nproc_per_node 8 --node_rank '$NODE_RANK' --rdzv_backend c10d "
                        "--rdzv_endpoint '$MASTER:29500' -m seal_transfer.adapt --config "
-                       "configs/pretrain_seal_clips_r50.yaml run_dir=/shared/runs/r50 trainer.devices=8 "
-                       "trainer.num_nodes=4 trainer.strategy=ddp"): "parse",
+                       "configs/pretrain_seal_clips_r50.yaml data.target.root=/data/ava run_dir=/shared/runs/r50 "
+                       "trainer.devices=8 trainer.num_nodes=4 trainer.strategy=ddp"): "parse",
     ("distributed.md", "srun python -m seal_transfer.adapt --config configs/pretrain_seal_clips_r50.yaml "
-                       "run_dir=/shared/runs/r50 trainer.devices=8 trainer.num_nodes=4 trainer.strategy=ddp "
-                       "data.num_workers=10"): "parse",
+                       "data.target.root=/data/ava run_dir=/shared/runs/r50 trainer.devices=8 trainer.num_nodes=4 "
+                       "trainer.strategy=ddp data.num_workers=10"): "parse",
     ("distributed.md", "torchrun --standalone --nproc_per_node 2 -m seal_transfer.adapt --config configs/smoke.yaml "
                        "run_dir=/tmp/r trainer.accelerator=cpu trainer.devices=2 trainer.strategy=ddp"):
         "parse, covered-by tests/test_distributed.py::test_two_process_pseudo_labels_equal_single_process",

@@ -27,11 +27,14 @@ import torch
 from seal_transfer import pretrain
 from seal_transfer.cli import guarded_main
 from seal_transfer.engine.rundir import stage_lock
+from seal_transfer.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "configs" / "smoke.yaml"
 TIMEOUT_S = 600
-TIMING_KEYS = {"wall_time_s", "labelling_seconds", "boxes_per_second"}  # the only values allowed to differ
+TIMING_KEYS = {  # the only values allowed to differ
+    "wall_time_s", "labelling_seconds", "boxes_per_second", "train_loop_seconds", "train_samples_per_s",
+}
 
 
 def _command(stage: str, run_dir: Path, cache: Path, *extra: str) -> list[str]:
@@ -76,6 +79,48 @@ def _run_until_killed(cmd: list[str], condition: Callable[[str], bool]) -> str:
     text = out_path.read_text()
     out_path.unlink()
     return text
+
+
+def _children(pid: int) -> list[int]:
+    """Live processes whose parent is `pid`: a stage's DataLoader workers."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, ppid = stat.read_text().rsplit(")", 1)[1].split()[:2]
+        except (OSError, IndexError, ValueError):
+            continue
+        if int(ppid) == pid and state != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _kill_amid_workers(cmd: list[str], condition: Callable[[str], bool]) -> tuple[str, int]:
+    """Like `_run_until_killed`, but SIGKILL only once `condition` holds *and* the stage has DataLoader workers.
+
+    Returns the output and how many of those workers were still alive right after the kill: orphans that, with
+    an inherited lock, made an immediate re-run fail.
+    """
+    out_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"seal_kill_{os.getpid()}_{time.monotonic_ns()}.log"
+    with out_path.open("w") as sink:
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, env=_env())
+        deadline = time.monotonic() + TIMEOUT_S
+        workers: list[int] = []
+        try:
+            while proc.poll() is None and time.monotonic() < deadline:
+                if condition(out_path.read_text()) and (workers := _children(proc.pid)):
+                    break
+                time.sleep(0.05)
+            assert proc.poll() is None, f"run ended before the kill point:\n{out_path.read_text()[-3000:]}"
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            orphans = [pid for pid in workers if _alive(pid)]
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    text = out_path.read_text()
+    out_path.unlink()
+    return text, len(orphans)
 
 
 def _file_appears(path: Path) -> Callable[[str], bool]:
@@ -185,6 +230,58 @@ def test_adapt_killed_at_several_points_ends_bit_identical(reference: Path, tmp_
         assert _comparable(ref_stats, reference) == _comparable(new_stats, run_dir)
 
 
+WORKERS = "data.num_workers=2"  # the kill tests above run without workers; these need them to have orphans
+
+
+@pytest.mark.e2e
+def test_pretrain_restarts_at_once_after_kill_9_amid_its_workers(
+    reference: Path, tmp_path: Path, tiny_world: Path
+) -> None:
+    """Three times: kill -9 while DataLoader workers run, then the same command with no delay (a requeue)."""
+    run_dir = tmp_path / "run"
+    stage = run_dir / "pretrain"
+    cmd = _command("pretrain", run_dir, tiny_world.parent, WORKERS)
+    orphans = []
+    # 1. first epoch, training: nothing kept yet
+    orphans.append(_kill_amid_workers(cmd, lambda _out: not (stage / "val_detections.csv").exists())[1])
+    assert not (stage / "checkpoints" / "last.ckpt").exists()
+    # 2. once the first validation has written its detections: around the first epoch checkpoint
+    orphans.append(_kill_amid_workers(cmd, _file_appears(stage / "val_detections.csv"))[1])
+    # 3. after the first epoch checkpoint: second epoch (training or validation)
+    orphans.append(_kill_amid_workers(cmd, _file_appears(stage / "checkpoints" / "last.ckpt"))[1])
+    assert not (stage / "metrics.json").exists()
+    assert "resuming from" in _run(cmd)
+    assert any(orphans), "no kill left an orphaned worker behind: the test did not exercise the requeue case"
+    _assert_same_weights(reference / "pretrain" / "model.pt", stage / "model.pt")
+    _assert_same_metrics(reference, run_dir, "pretrain")
+
+
+@pytest.mark.e2e
+def test_adapt_restarts_at_once_after_kill_9_amid_its_workers(
+    reference: Path, tmp_path: Path, tiny_world: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(reference / "pretrain", run_dir / "pretrain")
+    cmd = _command("adapt", run_dir, tiny_world.parent, WORKERS)
+    round_1 = run_dir / "adapt" / "round_1"
+    orphans = []
+    # 1. pseudo-labelling of round 1 (the labelling loader's workers)
+    orphans.append(_kill_amid_workers(cmd, _line_appears("round 1/2: pseudo-labelling"))[1])
+    assert not (round_1 / "pseudo_labels.csv").exists()
+    # 2. training of round 1, after its first epoch checkpoint
+    orphans.append(_kill_amid_workers(cmd, _file_appears(round_1 / "checkpoints" / "last.ckpt"))[1])
+    # 3. round 2 (labelling or training), round 1 finished
+    orphans.append(_kill_amid_workers(cmd, _file_appears(round_1 / "metrics.json"))[1])
+    assert not (run_dir / "adapt" / "metrics.json").exists()
+    _run(cmd)
+    assert any(orphans), "no kill left an orphaned worker behind: the test did not exercise the requeue case"
+    _assert_same_weights(reference / "adapt" / "model.pt", run_dir / "adapt" / "model.pt")
+    _assert_same_metrics(reference, run_dir, "adapt")
+    for r in (1, 2):
+        ref_round, new_round = reference / "adapt" / f"round_{r}", run_dir / "adapt" / f"round_{r}"
+        assert (ref_round / "pseudo_labels.csv").read_bytes() == (new_round / "pseudo_labels.csv").read_bytes()
+
+
 # Coarse tube windows and a tiny temporal detector (as in test_tubes_cli.py); 3 epochs so a kill lands mid-training.
 TUBES_FAST = [
     "tubes.slowfast.fps=20", "tubes.slowfast.window=8", "tubes.slowfast.stride=20", "tubes.slowfast.short_side=48",
@@ -290,6 +387,73 @@ def test_locked_stage_refuses_a_second_run(tmp_path: Path, capsys: pytest.Captur
     assert code == 2
     assert err.startswith("error: ") and "another run is writing this stage" in err and "\n" not in err
     assert not (stage / "metrics.json").exists()
+
+
+_HOLD_AND_FORK = """
+import os, sys, time
+from pathlib import Path
+from seal_transfer.engine.rundir import stage_lock
+from seal_transfer.errors import UserError
+with stage_lock(Path(sys.argv[1])):
+    child = os.fork()
+    if child == 0:  # an orphan-to-be, like a DataLoader worker: it shares every open file of its parent
+        time.sleep(120)
+        os._exit(0)
+    Path(sys.argv[2] + ".tmp").write_text(str(child))
+    os.replace(sys.argv[2] + ".tmp", sys.argv[2])
+    time.sleep(120)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def test_stage_lock_is_free_the_moment_its_owner_is_killed(tmp_path: Path) -> None:
+    """A forked child that outlives its parent must not keep the stage locked (kill -9 + immediate requeue)."""
+    stage, ready = tmp_path / "run" / "pretrain", tmp_path / "child.pid"
+    owner = subprocess.Popen([sys.executable, "-c", _HOLD_AND_FORK, str(stage), str(ready)], env=_env())
+    child = None
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists():
+            assert owner.poll() is None and time.monotonic() < deadline, "the lock holder did not start"
+            time.sleep(0.05)
+        child = int(ready.read_text())
+        with pytest.raises(UserError, match="another run is writing this stage"):
+            with stage_lock(stage):
+                pass
+        owner.kill()
+        owner.wait()
+        assert _alive(child)  # the orphan still holds its copies of the parent's descriptors
+        with stage_lock(stage):  # at once: no waiting for the orphan
+            assert (stage / ".lock").read_text().strip() == str(os.getpid())
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.wait()
+        if child is not None and _alive(child):
+            os.kill(child, signal.SIGKILL)
+
+
+def test_refused_second_lock_in_one_process_leaves_the_first_held(tmp_path: Path) -> None:
+    """POSIX locks do not exclude their own process and drop on any close of the file: neither may leak through."""
+    stage = tmp_path / "run" / "pretrain"
+    probe = "import sys; from pathlib import Path; from seal_transfer.engine.rundir import stage_lock\n" \
+            "with stage_lock(Path(sys.argv[1])): pass\n"
+    with stage_lock(stage):
+        with pytest.raises(UserError, match="another run is writing this stage"):
+            with stage_lock(stage):
+                pass
+        other = subprocess.run([sys.executable, "-c", probe, str(stage)], capture_output=True, text=True, env=_env(),
+                               timeout=120)
+        assert other.returncode != 0 and "another run is writing this stage" in other.stderr
+    other = subprocess.run([sys.executable, "-c", probe, str(stage)], capture_output=True, text=True, env=_env(),
+                           timeout=120)
+    assert other.returncode == 0, other.stderr
 
 
 def test_finished_stage_is_not_redone(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

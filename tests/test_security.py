@@ -3,6 +3,7 @@ ids from annotation files cannot leave the data root; nothing is downloaded at r
 
 from __future__ import annotations
 
+import codecs
 import os
 import pickle
 import re
@@ -87,6 +88,63 @@ def test_trusted_proposal_pickle_still_refuses_code(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"evil\.pkl: not a readable proposal pickle .*refusing"):
         read_proposals_pkl(path, trust=True)
     assert not marker.exists()
+
+
+def _proposals() -> dict[str, np.ndarray]:
+    return {"vid,0902": np.array([[0.1, 0.2, 0.5, 0.6, 0.9], [0.3, 0.1, 0.8, 0.9, 0.4]]),  # float64, as mmcv writes
+            "vid,0903": np.zeros((0, 5), np.float32)}  # a keyframe without proposals: empty bytes in protocol <= 2
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_trusted_proposal_pickle_loads_in_every_protocol(tmp_path: Path, protocol: int) -> None:
+    """mmcv.dump writes protocol 2, whose arrays need `_codecs.encode` (and `bytes()` for empty ones)."""
+    path = tmp_path / "proposals.pkl"
+    with path.open("wb") as handle:
+        pickle.dump(_proposals(), handle, protocol=protocol)
+    if protocol <= 2:
+        assert b"_codecs\nencode" in path.read_bytes()
+    table = read_proposals_pkl(path, trust=True)
+    assert table.video_ids.tolist() == ["vid", "vid"] and table.timestamps.tolist() == [902.0, 902.0]
+    np.testing.assert_allclose(table.boxes, _proposals()["vid,0902"][:, :4], rtol=1e-6)
+    np.testing.assert_allclose(table.scores, [0.9, 0.4], rtol=1e-6)
+
+
+def test_shared_mmaction2_proposal_fixture_loads(shared_data: Path) -> None:
+    path = shared_data / "fixtures" / "mmaction2" / "eval_detection" / "proposal.pkl"
+    assert path.read_bytes()[:2] == b"\x80\x02"  # protocol 2
+    table = read_proposals_pkl(path, trust=True)
+    assert len(table) == 30 and len(set(table.video_ids.tolist())) == 3
+
+
+class _Call:
+    """Pickles as `func(*args)`: what a hostile file can ask the unpickler to run."""
+
+    def __init__(self, func: object, *args: object) -> None:
+        self.func, self.args = func, args
+
+    def __reduce__(self):  # noqa: ANN204
+        return (self.func, self.args)
+
+
+@pytest.mark.parametrize(
+    ("payload", "refused"),
+    [
+        (_Call(os.system, "true"), "posix.system"),
+        (_Call(eval, "1"), "__builtin__.eval"),
+        (_Call(codecs.encode, b"eJwDAAAAAAE=", "base64"), "_codecs.encode(bytes, 'base64')"),
+        (_Call(codecs.encode, "abc", "rot13"), "_codecs.encode(str, 'rot13')"),
+        (_Call(bytes, 10**6), "builtins.bytes with arguments"),
+    ],
+    ids=["os.system", "eval", "codecs-base64", "codecs-rot13", "bytes-with-size"],
+)
+def test_protocol_2_pickle_allows_no_other_call(tmp_path: Path, payload: _Call, refused: str) -> None:
+    """Allowing `_codecs.encode` and `bytes` for protocol 2 opens exactly latin1 str -> bytes and `bytes()`."""
+    path = tmp_path / "evil.pkl"
+    with path.open("wb") as handle:
+        pickle.dump({"vid,0902": payload}, handle, protocol=2)
+    with pytest.raises(UserError, match=r"evil\.pkl: not a readable proposal pickle .*refusing") as info:
+        read_proposals_pkl(path, trust=True)
+    assert refused in str(info.value)
 
 
 def test_yaml_config_cannot_construct_python_objects(tmp_path: Path) -> None:

@@ -234,6 +234,36 @@ def _clip_frame_boxes(
     return np.split(rows, np.cumsum(counts)[:-1]) if clips.size else []
 
 
+def density_frames(center: float, fps: float, cfg: ClipConfig) -> tuple[int, int, np.ndarray | None]:
+    """(first frame, last frame, frames kept) of the clip whose keyframe is `center` seconds, by `cfg.box_density`.
+
+    The same window and grid `generate_clips` uses; the kept frames are None for "all" (every frame inside).
+    """
+    half = cfg.window / 2
+    first = int(math.ceil((center - half) * fps - _EPS))
+    last = int(math.ceil((center + half) * fps - _EPS)) - 1
+    rate = cfg.density_rate()
+    if rate is None:
+        return first, last, None
+    reach = int(math.ceil(half * rate)) + 1
+    frames = np.rint((center + np.arange(-reach, reach + 1) / rate) * fps).astype(np.int64)
+    return first, last, np.unique(frames[(frames >= first) & (frames <= last)])
+
+
+def thin_clip_boxes(boxes: np.ndarray, center: float, fps: float, cfg: ClipConfig) -> np.ndarray:
+    """Rows `frame, x1, y1, x2, y2` of one clip that lie inside its window and on the `box_density` grid.
+
+    For a SEAL Clips file read as given: the file may hold every frame's box or already fewer; this keeps what
+    `generate_clips` would keep, out of what the file holds (it cannot add boxes the file lacks).
+    """
+    first, last, frames = density_frames(center, fps, cfg)
+    column = boxes[:, 0]
+    keep = (column >= first) & (column <= last)
+    if frames is not None:
+        keep &= np.isin(column, frames)
+    return boxes[keep]
+
+
 def _rule(cfg: ClipConfig) -> dict:
     return {**asdict(cfg), "keyframe": "k*stride + window/2", "presence": "box at round(keyframe*fps)",
             "covers": "s <= keyframe < e"}

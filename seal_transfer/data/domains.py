@@ -6,7 +6,6 @@ those came from a real AVA folder or from the synthetic world is decided here, o
 
 from __future__ import annotations
 
-import fcntl
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,27 +25,56 @@ from seal_transfer.data.formats.ava import (
     read_video_meta,
 )
 from seal_transfer.errors import UserError
+from seal_transfer.utils.locks import process_lock
+
+DOMAINS = ("source", "target", "generic")
+_DOMAIN_FILES = {
+    "source": "the SEAL files (at least the atomic-action label map the model is trained on, data.source.labelmap)",
+    "target": "the AVA files",
+    "generic": "the generic clip list",
+}
 
 
-def synthetic_root(cfg: Any) -> Path:
-    """The synthetic world for `data.synthetic`, generated into `data.cache_dir` on first use."""
+def check_real_roots(cfg: Any, *domains: str) -> None:
+    """Refuse a half-real run: when any data root is set, every domain a stage reads (`domains`) must be real.
+
+    Without this, a stage given only `data.target.root` quietly generated the synthetic world for the source
+    domain and took its label map as the model's output space. Cheap (no file is touched), so stages call it
+    before their lock; `synthetic_root` repeats it as the last line of defence.
+    """
+    real = [(f"data.{d}.root", getattr(cfg.data, d).root) for d in DOMAINS if getattr(cfg.data, d).root is not None]
+    if not real:
+        return
+    for domain in domains:
+        if getattr(cfg.data, domain).root is None:
+            key, value = real[0]
+            raise UserError(
+                f"config key 'data.{domain}.root' is not set, but {key}={value} is: this stage also reads "
+                f"{_DOMAIN_FILES[domain]}, and a run on real data never falls back to the synthetic world; "
+                f"set data.{domain}.root=PATH"
+            )
+
+
+def synthetic_root(cfg: Any, domain: str = "") -> Path:
+    """The synthetic world for `data.synthetic`, generated into `data.cache_dir` on first use.
+
+    `domain` names the part the caller wants; none is handed out (or generated) while a real root is set.
+    """
     from omegaconf import OmegaConf
 
     from seal_transfer.data.synthetic import ensure_world
 
+    check_real_roots(cfg, *([domain] if domain else DOMAINS))
     cache = Path(cfg.data.cache_dir).expanduser()
     synth_cfg = (
         OmegaConf.to_object(cfg.data.synthetic) if OmegaConf.is_config(cfg.data.synthetic) else cfg.data.synthetic
     )
     cache.mkdir(parents=True, exist_ok=True)
     # Several processes (DDP ranks, parallel tests) may ask for the same world at once: one generates it, the
-    # others wait on the lock and then find it finished.
-    with open(cache / ".generate.lock", "a") as lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-        try:
-            return Path(ensure_world(synth_cfg, cache))
-        finally:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+    # others wait on the lock and then find it finished. The rendering pool's workers do not hold the lock, so
+    # a run restarted right after a kill -9 mid-generation does not wait for the orphans (utils/locks.py).
+    with process_lock(cache / ".generate.lock", wait=True):
+        return Path(ensure_world(synth_cfg, cache))
 
 
 def config_path(root: Path, section: Any, name: str, prefix: str, *, required: bool = False) -> Optional[Path]:
@@ -79,12 +107,13 @@ class DomainSplit:
     check_keyframe_range: bool = False
     promised_frames: dict[str, int] = field(default_factory=dict)
     promised_by: str = "the annotation"
+    counts: dict[str, int] = field(default_factory=dict)  # where the rows came from (SEAL Tubes / a Clips file)
 
 
 def target_root(cfg: Any) -> tuple[Path, bool]:
     t = cfg.data.target
     if t.root is None:
-        return synthetic_root(cfg) / "ava", True
+        return synthetic_root(cfg, "target") / "ava", True
     root = Path(t.root).expanduser()
     if not root.is_dir():
         raise UserError(f"{root}: data.target.root is not a folder")
@@ -265,7 +294,7 @@ def _read_boxes(path: Path, trust_pickle: bool) -> AvaTable:
 def source_root(cfg: Any) -> Path:
     s = cfg.data.source
     if s.root is None:
-        return synthetic_root(cfg) / "seal"
+        return synthetic_root(cfg, "source") / "seal"
     root = Path(s.root).expanduser()
     if not root.is_dir():
         raise UserError(f"{root}: data.source.root is not a folder")
@@ -325,30 +354,63 @@ def source_labelmap(cfg: Any) -> LabelMap:
 
 
 def load_source_split(cfg: Any, split: str, dense: bool = True) -> DomainSplit:
-    """SEAL Clips of one split, cut from SEAL Tubes with `data.source.clips` (window, stride, rule, density).
+    """SEAL Clips of one split: cut from SEAL Tubes with `data.source.clips` (window, stride, rule, density),
+    read from a SEAL Clips file (`data.source.{split}_clips`), or both mixed.
 
     `dense=True` (training) expands each clip to the annotated frames of its central second; validation uses
-    the keyframe box only, as AVA-style frame-mAP does.
+    the keyframe box only, as AVA-style frame-mAP does. With both sources, a video that has tubes takes its clips
+    from the tubes (the configured rule); the Clips file's rows for it are skipped and counted, so the file can
+    be the released SEAL Clips, which holds the tube videos too. `counts` says how many rows came from where.
     """
     from seal_transfer.data.clips import generate_clips
-    from seal_transfer.data.formats.seal import read_seal_tubes
+    from seal_transfer.data.formats.seal import SealClips, read_seal_tubes
 
     s = cfg.data.source
     root = source_root(cfg)
     labelmap = source_labelmap(cfg)
-    tubes_json = config_path(root, s, f"{split}_tubes", "data.source", required=True)
-    boxes_npz = tubes_json.with_name(tubes_json.stem + "_boxes.npz")
-    if not boxes_npz.exists():
-        raise UserError(f"{boxes_npz}: file not found (the per-frame boxes beside {tubes_json.name})")
-    tubes = read_seal_tubes(tubes_json, boxes_npz, labelmap)
     clip_cfg = _clip_config(cfg)
-    clips = generate_clips(tubes, clip_cfg, labelmap)
-    fps_of = {vid: float(v.fps) for vid, v in tubes.videos.items()}
+    tubes_json = config_path(root, s, f"{split}_tubes", "data.source", required=True) if s[f"{split}_tubes"] else None
+    clips_csv = config_path(root, s, f"{split}_clips", "data.source", required=True) if s[f"{split}_clips"] else None
+    if tubes_json is None and clips_csv is None:
+        raise UserError(f"config keys 'data.source.{split}_tubes' and 'data.source.{split}_clips' are both null: the "
+                        f"{split} split needs SEAL Tubes, a SEAL Clips file, or both")
+    clips = SealClips(AvaTable.empty(), {})  # cut from the tubes
+    tubes, from_file = None, None
+    fps_of: dict[str, float] = {}
+    duration_of: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    if tubes_json is not None:
+        boxes_npz = tubes_json.with_name(tubes_json.stem + "_boxes.npz")
+        if not boxes_npz.exists():
+            raise UserError(f"{boxes_npz}: file not found (the per-frame boxes beside {tubes_json.name})")
+        tubes = read_seal_tubes(tubes_json, boxes_npz, labelmap)
+        clips = generate_clips(tubes, clip_cfg, labelmap)
+        fps_of = {vid: float(v.fps) for vid, v in tubes.videos.items()}
+        duration_of = {vid: float(v.duration) for vid, v in tubes.videos.items()}
+        counts.update(tube_videos=len(tubes.videos), rows_from_tubes=len(clips.table))
+    tube_videos = set(fps_of)
+    if clips_csv is not None:
+        from_file, videos, file_counts = _read_clips_file(clips_csv, labelmap, clip_cfg, tube_videos,
+                                                          root / s.video_dir, check_duplicates=split == "train")
+        for vid, (fps, duration) in videos.items():
+            fps_of[vid], duration_of[vid] = fps, duration
+        counts.update(file_counts)
+        print(f"[source {split}] {clips_csv.name}: {counts['rows_from_clips_file']} rows of "
+              f"{counts['clips_file_videos']} videos read"
+              + (f", {counts['clips_file_rows_skipped']} rows of videos that have tubes skipped "
+                 f"(their clips come from {tubes_json.name})" if counts["clips_file_rows_skipped"] else "")
+              + (f"; {counts['clips_sparser_than_density']} clips have boxes at fewer frames than box_density="
+                 f"{clip_cfg.box_density} asks (gaps, or a file thinner than that; used as they are)"
+                 if counts["clips_sparser_than_density"] else ""))
     table = expand_dense_boxes(clips, fps_of, clip_cfg.window) if dense else clips.table
-    if dense and clip_cfg.assign_rule == "keyframe":
+    if dense and clip_cfg.assign_rule == "keyframe" and tubes is not None:
         from seal_transfer.data.clips import label_at_own_instant
 
         table = label_at_own_instant(table, tubes)  # each dense sample labelled at its own frame
+    if from_file is not None:
+        # A Clips file has no atomic segments, so its dense samples keep their clip's labels whatever the rule.
+        file_table = expand_dense_boxes(from_file, fps_of, clip_cfg.window) if dense else from_file.table
+        table = AvaTable.concat([table, file_table]) if tubes is not None else file_table
     video_ids = set(table.video_ids.tolist())
     paths = _video_paths(root / s.video_dir, video_ids)
     timings = {
@@ -356,16 +418,75 @@ def load_source_split(cfg: Any, split: str, dense: bool = True) -> DomainSplit:
             fps=fps_of[vid],
             time_offset=0.0,
             first_keyframe=clip_cfg.window / 2,
-            last_keyframe=float(tubes.videos[vid].duration) - clip_cfg.window / 2,
+            last_keyframe=duration_of[vid] - clip_cfg.window / 2,
             keyframe_step=clip_cfg.stride,
         )
         for vid in video_ids
     }
     return DomainSplit(
         table, labelmap, timings, paths, labelmap, set(),
-        promised_frames={vid: int(tubes.videos[vid].nframes) for vid in video_ids},
-        promised_by=f"nframes in {tubes_json.name}",
+        promised_frames={vid: int(tubes.videos[vid].nframes) for vid in video_ids if vid in tube_videos},
+        promised_by=f"nframes in {tubes_json.name}" if tubes_json is not None else "the annotation",
+        counts=counts,
     )
+
+
+_UNPROBED_FPS = 30.0  # stands in for a video that cannot be opened; the dataset's video check drops and counts it
+
+
+def _read_clips_file(
+    csv_path: Path, labelmap: LabelMap, clip_cfg: Any, tube_videos: set[str], video_dir: Path, check_duplicates: bool
+) -> tuple[Any, dict[str, tuple[float, float]], dict[str, int]]:
+    """A SEAL Clips CSV + its `_boxes.npz`, read as given: rows of `tube_videos` skipped, per-frame boxes thinned to
+    the configured density, the keyframe box always kept. Returns the clips, (fps, duration) per video (from the
+    video file: there is no Tubes JSON to say) and the counts."""
+    from seal_transfer.data.clips import density_frames, thin_clip_boxes
+    from seal_transfer.data.formats.seal import SealClips, clip_box_key, read_seal_clips
+    from seal_transfer.data.video import VideoError, probe_video
+
+    npz_path = csv_path.with_name(csv_path.stem + "_boxes.npz")
+    if not npz_path.exists():
+        raise UserError(f"{npz_path}: file not found (the per-frame boxes beside {csv_path.name})")
+    clips = read_seal_clips(csv_path, npz_path)
+    check_action_ids(clips.table, labelmap)
+    if check_duplicates:
+        _check_duplicate_rows(clips.table)
+    skip = np.isin(clips.table.video_ids, sorted(tube_videos)) if tube_videos else np.zeros(len(clips.table), bool)
+    table = clips.table.select(~skip)
+    table.source = str(csv_path)
+    videos: dict[str, tuple[float, float]] = {}
+    for vid in sorted(set(table.video_ids.tolist())):
+        try:
+            info = probe_video(_video_paths(video_dir, {vid})[vid])
+            videos[vid] = (info.fps, info.duration_s)
+        except VideoError:
+            videos[vid] = (_UNPROBED_FPS, float(table.timestamps[table.video_ids == vid].max()) + clip_cfg.window / 2)
+    frame_boxes: dict[str, np.ndarray] = {}
+    sparse = 0
+    for vid, center, person, box in zip(table.video_ids.tolist(), table.timestamps.tolist(),
+                                        table.person_ids.tolist(), table.boxes):
+        key = clip_box_key(vid, center, person)
+        if key in frame_boxes:
+            continue  # one clip, several action rows
+        fps = videos[vid][0]
+        rows = np.asarray(clips.frame_boxes[key], np.float32)
+        if (rows[:, 0] != np.round(rows[:, 0])).any() or (rows[:, 0] < 0).any():
+            raise UserError(f"{npz_path.name}: '{key}' has a frame column that is not a non-negative integer")
+        kept = thin_clip_boxes(rows, center, fps, clip_cfg)
+        keyframe = float(np.rint(center * fps))
+        if not (kept[:, 0] == keyframe).any():  # the CSV row is the keyframe box; a generated clip always has it
+            kept = np.concatenate([kept, np.asarray([[keyframe, *box]], np.float32)])
+            kept = kept[np.argsort(kept[:, 0], kind="stable")]
+        first, last, grid = density_frames(center, fps, clip_cfg)
+        sparse += int(len(kept) < (len(grid) if grid is not None else last - first + 1))
+        frame_boxes[key] = kept
+    counts = {
+        "clips_file_videos": len(videos),
+        "rows_from_clips_file": len(table),
+        "clips_file_rows_skipped": int(skip.sum()),
+        "clips_sparser_than_density": sparse,
+    }
+    return SealClips(table, frame_boxes), videos, counts
 
 
 def class_frequencies(table: AvaTable) -> dict[int, int]:

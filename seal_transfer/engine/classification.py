@@ -93,7 +93,7 @@ def run_classification_pretrain(cfg: Any, out_dir: Path) -> dict[str, Any]:
     quiet_lightning()
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     g = cfg.data.generic
-    root = Path(g.root).expanduser() if g.root is not None else synthetic_root(cfg) / "generic"
+    root = Path(g.root).expanduser() if g.root is not None else synthetic_root(cfg, "generic") / "generic"
     classes_path = root / g.classes
     if not classes_path.is_file():
         raise UserError(f"{classes_path}: file not found (config key 'data.generic.classes')")

@@ -7,14 +7,13 @@ finished when its `metrics.json` exists (written last, atomically). Adapt rounds
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Optional
 
 from seal_transfer.errors import UserError
+from seal_transfer.utils.locks import LockBusy, process_lock
 
 WEIGHT_CHAIN = {
     # stage -> earlier stages whose weights it starts from, most preferred first
@@ -54,31 +53,21 @@ def upstream_weights(run_dir: str | os.PathLike[str], stage: str) -> tuple[Optio
 def stage_lock(directory: Path) -> Iterator[None]:
     """Hold an exclusive lock on `directory/.lock` so two runs cannot write the same stage at once.
 
-    An OS-level lock (flock) is released by the kernel when a process dies, so a `kill -9` leaves no stale lock.
+    The lock dies with the process that took it and is not inherited by forked DataLoader workers
+    (`utils/locks.py` says why), so a run restarted the moment after a `kill -9` finds it free.
     """
     directory.mkdir(parents=True, exist_ok=True)
     if _launcher_rank() != 0:
         yield  # one multi-process run (torchrun/SLURM/DDP): rank 0 holds the lock for all its ranks
         return
-    handle = open(directory / ".lock", "a+")  # noqa: SIM115 - held for the whole block
-    try:
+    with contextlib.ExitStack() as stack:
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno in (errno.EAGAIN, errno.EACCES):
-                raise UserError(
-                    f"{directory}: another run is writing this stage (lock held on {directory / '.lock'})"
-                ) from None
-            raise
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
+            stack.enter_context(process_lock(directory / ".lock", note=f"{os.getpid()}\n"))
+        except LockBusy:
+            raise UserError(
+                f"{directory}: another run is writing this stage (lock held on {directory / '.lock'})"
+            ) from None
         yield
-    finally:
-        with contextlib.suppress(OSError):
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-        handle.close()
 
 
 def _launcher_rank() -> int:

@@ -26,7 +26,8 @@ from seal_transfer.engine.fit import (
     translate_training_errors,
 )
 from seal_transfer.evaluation.frame_map import frame_map
-from seal_transfer.models.checkpoints import load_weights
+from seal_transfer.models.checkpoints import load_weights, matching_model_config
+from seal_transfer.models.slowfast import ModelConfig, resolve
 
 
 @dataclass
@@ -122,14 +123,31 @@ class _Evaluator:
         return metrics
 
 
+def model_config_for(cfg: Any, weights: Optional[Path], what: str) -> dict[str, Any]:
+    """`cfg.model` as a dict, with the RoIAlign convention of `weights` when `model.roi_aligned` is unset.
+
+    Decided from the init file alone, so a resumed job builds the same network as the interrupted one; the
+    exported model.pt records the value, so the next stage keeps it.
+    """
+    model_cfg = matching_model_config(
+        OmegaConf.to_container(cfg.model, resolve=True), weights, allow_pickle=bool(cfg.allow_pickle_checkpoints)
+    )
+    preset = resolve(ModelConfig(**OmegaConf.to_container(cfg.model, resolve=True))).roi_aligned
+    if model_cfg.get("roi_aligned") is not None and model_cfg["roi_aligned"] != preset:
+        print(f"[{what}] RoIAlign aligned={model_cfg['roi_aligned']}, the convention {weights} was trained with "
+              f"(the preset says {preset}; set model.roi_aligned to choose)")
+    return model_cfg
+
+
 def run_detection_job(cfg: Any, job: DetectionJob) -> dict[str, Any]:
     """Train (resuming from `last.ckpt` if present), validate, export `model.pt`; returns the metrics dict."""
     quiet_lightning()
     import lightning as L
 
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    model_cfg = model_config_for(cfg, job.init, job.name)
     module = DetectionModule(
-        model_cfg=OmegaConf.to_container(cfg.model, resolve=True),
+        model_cfg=model_cfg,
         optim_cfg=OmegaConf.to_container(cfg.optim, resolve=True),
         num_classes=len(job.labelmap),
         pose_columns=pose_columns(job.labelmap, cfg.optim.pose_label_type),
@@ -184,7 +202,7 @@ def run_detection_job(cfg: Any, job: DetectionJob) -> dict[str, Any]:
             {
                 "class_ids": list(job.labelmap.ids),
                 "class_names": [job.labelmap.names[c] for c in job.labelmap.ids],
-                "model": OmegaConf.to_container(cfg.model, resolve=True),
+                "model": model_cfg,
                 **job.meta,
             },
         )

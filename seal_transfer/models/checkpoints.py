@@ -320,21 +320,107 @@ def _canonical_from_pyslowfast(state: Mapping[str, torch.Tensor], head_kind: Opt
     return result
 
 
-def _pyslowfast_head_kind(container: Any) -> Optional[str]:
-    """PySlowFast stores its config as YAML text under 'cfg'; DETECTION.ENABLE tells the head's kind."""
+def _pyslowfast_cfg(container: Any) -> dict[str, Any]:
+    """PySlowFast stores its config as YAML text under 'cfg'; {} when absent or unreadable."""
     text = container.get("cfg") if isinstance(container, Mapping) else None
     if not isinstance(text, str):
-        return None
+        return {}
     import yaml
 
     try:
         cfg = yaml.safe_load(text)
     except yaml.YAMLError:
-        return None
-    enabled = cfg.get("DETECTION", {}).get("ENABLE") if isinstance(cfg, dict) else None
+        return {}
+    return cfg if isinstance(cfg, dict) else {}
+
+
+def _pyslowfast_head_kind(container: Any) -> Optional[str]:
+    """DETECTION.ENABLE of a PySlowFast config tells the head's kind."""
+    detection = _pyslowfast_cfg(container).get("DETECTION", {})
+    enabled = detection.get("ENABLE") if isinstance(detection, dict) else None
     if enabled is None:
         return None
     return DETECTION if enabled else CLASSIFICATION
+
+
+# ---------------------------------------------------------------------------------------------------------
+# What a file says about itself: label space and RoIAlign convention
+
+# pytorchvideo's `create_slowfast_with_roi_head` builds torchvision's RoIAlign with aligned=False, and its AVA
+# zoo detector was trained and is evaluated that way; PySlowFast's AVA configs default to DETECTION.ALIGNED=True.
+PYTORCHVIDEO_ROI_ALIGNED = False
+PYSLOWFAST_ROI_ALIGNED = True
+
+
+def stored_description(obj: Any) -> dict[str, Any]:
+    """Class ids, class names and model config that one of our files records ({} for foreign files).
+
+    Our exported `model.pt` keeps them under "seal_transfer"; our Lightning `.ckpt` keeps the model config and
+    class ids (no names) in Lightning's "hyper_parameters".
+    """
+    if not isinstance(obj, Mapping):
+        return {}
+    meta = obj.get("seal_transfer")
+    if isinstance(meta, Mapping):
+        return {k: meta[k] for k in ("class_ids", "class_names", "model") if k in meta}
+    hp = obj.get("hyper_parameters")
+    if isinstance(hp, Mapping) and "model_cfg" in hp:
+        return {"model": hp["model_cfg"], **({"class_ids": hp["class_ids"]} if "class_ids" in hp else {})}
+    return {}
+
+
+def roi_convention(obj: Any) -> tuple[Optional[bool], str]:
+    """(RoIAlign `aligned` flag the file's detector head was trained with, who it comes from); (None, "") when the
+    file does not say: a foreign state dict, a classifier, a PySlowFast Kinetics checkpoint."""
+    model = stored_description(obj).get("model")
+    if isinstance(model, Mapping):
+        from seal_transfer.models.slowfast import ModelConfig, resolve
+
+        try:
+            return resolve(ModelConfig(**dict(model))).roi_aligned, "a seal_transfer checkpoint"
+        except (TypeError, UserError):
+            return None, ""
+    try:
+        layout, network, _, container = _unwrap(obj)
+        style = key_style(network)
+    except _LayoutError:
+        return None, ""
+    if layout == LAYOUT_PTV_DETECTION:
+        return PYTORCHVIDEO_ROI_ALIGNED, "pytorchvideo's AVA detector"
+    if style == LAYOUT_PYSLOWFAST and _pyslowfast_head_kind(container) == DETECTION:
+        aligned = _pyslowfast_cfg(container).get("DETECTION", {}).get("ALIGNED", PYSLOWFAST_ROI_ALIGNED)
+        return bool(aligned), "a PySlowFast AVA detector"
+    return None, ""
+
+
+def matching_model_config(
+    model_cfg: Mapping[str, Any], weights: Optional[str | Path], *, allow_pickle: bool = False
+) -> dict[str, Any]:
+    """`model_cfg` with `roi_aligned` taken from the weights' origin when the user left it unset (None).
+
+    RoIAlign has no parameters, so nothing in a state dict shows the convention a head was trained with; a
+    pytorchvideo zoo detector run with aligned=True scores up to ~0.007 away from pytorchvideo's own inference.
+    An explicit `model.roi_aligned` always wins (the load summary then says that it differs).
+    """
+    out = dict(model_cfg)
+    if weights is None or out.get("roi_aligned") is not None:
+        return out
+    aligned, _ = roi_convention(read_checkpoint(weights, allow_pickle=allow_pickle))
+    if aligned is not None:
+        out["roi_aligned"] = aligned
+    return out
+
+
+def checkpoint_class_names(path: str | Path, *, allow_pickle: bool = False) -> Optional[list[str]]:
+    """Class names, in output-column order, that one of our checkpoints was trained on; None if it does not say."""
+    names = stored_description(read_checkpoint(path, allow_pickle=allow_pickle)).get("class_names")
+    return [str(n) for n in names] if isinstance(names, (list, tuple)) else None
+
+
+def _roi_layer_aligned(model: nn.Module) -> Optional[bool]:
+    head = getattr(model, "detection_head", None)
+    aligned = getattr(getattr(head, "roi_layer", None), "aligned", None)
+    return aligned if isinstance(aligned, bool) else None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -356,6 +442,7 @@ class LoadReport:
     head_loaded: bool = False
     backbone_total: int = 0
     backbone_loaded: int = 0
+    roi_aligned_file: Optional[bool] = None  # RoIAlign convention of the file's origin, when known
 
     def summary(self) -> str:
         """One paragraph for the CLI log."""
@@ -374,6 +461,22 @@ class LoadReport:
         if self.unexpected:
             parts.append(f"{len(self.unexpected)} file tensors unused (e.g. {self.unexpected[0]}).")
         return " ".join(parts)
+
+
+def _note_roi_convention(report: LoadReport, obj: Any, model_aligned: Optional[bool]) -> None:
+    """Say in the summary when the file's RoIAlign convention is known, and loudly when the model's differs."""
+    file_aligned, origin = roi_convention(obj)
+    report.roi_aligned_file = file_aligned
+    if file_aligned is None or model_aligned is None:
+        return
+    if file_aligned != model_aligned:
+        report.notes.append(
+            f"RoIAlign: {origin} was trained with aligned={file_aligned}, but this model runs aligned={model_aligned} "
+            "(model.roi_aligned), so its scores differ slightly from the original's; leave model.roi_aligned "
+            "unset to match the file."
+        )
+    elif origin != "a seal_transfer checkpoint":
+        report.notes.append(f"RoIAlign runs with aligned={model_aligned}, as {origin} was trained.")
 
 
 def _target_layout(model: nn.Module) -> tuple[str, str, str]:
@@ -417,6 +520,8 @@ def load_weights(
     report.unexpected += [prefix_back + k for k in canonical.leftovers] + list(others)
 
     kind, backbone_prefix, head_prefix = _target_layout(model)
+    if kind == DETECTION:
+        _note_roi_convention(report, obj, _roi_layer_aligned(model))
     target = model.state_dict()
     to_load: dict[str, torch.Tensor] = {}
     used_sources: set[str] = set()

@@ -23,9 +23,15 @@ from seal_transfer.data.domains import (
 from seal_transfer.data.formats.ava import AvaTable, LabelMap, read_ava_csv, write_ava_csv
 from seal_transfer.engine.detection import DetectionModule
 from seal_transfer.engine.rundir import is_finished
-from seal_transfer.engine.supervised import DetectionJob, data_problems, pose_columns, run_detection_job
+from seal_transfer.engine.supervised import (
+    DetectionJob,
+    data_problems,
+    model_config_for,
+    pose_columns,
+    run_detection_job,
+)
 from seal_transfer.errors import UserError
-from seal_transfer.models.checkpoints import load_weights
+from seal_transfer.models.checkpoints import checkpoint_class_names, load_weights
 from seal_transfer.pseudo.distributed import (
     barrier,
     ensure_process_group,
@@ -67,9 +73,29 @@ def _labelling_split(cfg: Any, split: DomainSplit, what: str) -> KeyframeSplit:
     return make_keyframe_split(cfg, split, train=True, labelled=False, views=2, what=what)
 
 
+def check_source_label_space(weights: Path, labelmap: LabelMap, allow_pickle: bool = False) -> None:
+    """The model's output columns must be the source label map's classes in its order. A checkpoint that records
+    its class names (every model.pt a stage exports) is compared name by name: an equal count can still be
+    another label space. A foreign file records none; then only its head's shape is checked (`_build_scorer`)."""
+    names = checkpoint_class_names(weights, allow_pickle=allow_pickle)
+    expected = [labelmap.names[c] for c in labelmap.ids]
+    if names is None or names == expected:
+        return
+    column = next((i for i, (a, b) in enumerate(zip(names, expected)) if a != b), None)
+    detail = (
+        f"column {column} is '{names[column]}' there and '{expected[column]}' here"
+        if column is not None
+        else f"{len(names)} classes there, {len(expected)} here"
+    )
+    raise UserError(
+        f"{weights}: was trained on other classes than the source label map {labelmap.source or ''} ({detail}); "
+        "adapt needs the label map the model was pretrained with (data.source.root, data.source.labelmap)"
+    )
+
+
 def _build_scorer(cfg: Any, source_labelmap: LabelMap, weights: Path) -> DetectionModule:
     module = DetectionModule(
-        model_cfg=OmegaConf.to_container(cfg.model, resolve=True),
+        model_cfg=model_config_for(cfg, weights, "adapt"),
         optim_cfg=OmegaConf.to_container(cfg.optim, resolve=True),
         num_classes=len(source_labelmap),
         pose_columns=pose_columns(source_labelmap, cfg.optim.pose_label_type),
@@ -236,6 +262,7 @@ def run_adaptation(cfg: Any, out_dir: Path, init: Path, origin: str) -> dict[str
     """Rounds 1..R; returns the stage metrics. `RUN/adapt/model.pt` is the last round's weights."""
     acfg = adapt_config(cfg)
     source_classes = source_labelmap(cfg)
+    check_source_label_space(init, source_classes, bool(cfg.allow_pickle_checkpoints))
     weights = init
     summary: list[dict[str, Any]] = []
     for r in range(1, acfg.rounds + 1):

@@ -680,22 +680,49 @@ def write_video_meta(path: str | Path, timings: dict[str, VideoTiming]) -> None:
 # ------------------------------------------------------------------------------ proposals, frame lists
 
 
+def _latin1_bytes(text: str, encoding: str) -> bytes:
+    """Stands in for `_codecs.encode` in a pickle: protocols 0-2 (mmcv's default) store every `bytes` object as
+    `_codecs.encode(text, 'latin1')`, numpy arrays' raw data included. Only that str -> bytes call is allowed."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1", "latin_1"):
+        raise pickle.UnpicklingError(f"refusing _codecs.encode({type(text).__name__}, {encoding!r}): only "
+                                     "latin1 text -> bytes is allowed")
+    return text.encode("latin1")
+
+
+def _empty_bytes(*args: object) -> bytes:
+    """Stands in for `bytes` in a pickle: protocols 0-2 write an empty `bytes` (an array with no rows) as `bytes()`."""
+    if args:
+        raise pickle.UnpicklingError("refusing builtins.bytes with arguments: only bytes() is allowed")
+    return b""
+
+
 class _ArrayOnlyUnpickler(pickle.Unpickler):
-    """Even a trusted proposal pickle may only rebuild numpy arrays and builtins: anything else is refused."""
+    """Even a trusted proposal pickle may only rebuild numpy arrays and builtins: anything else is refused.
+
+    Protocols 3-5 need numpy's own rebuild functions; protocols 0-2 also spell bytes as `_codecs.encode(str,
+    'latin1')` (and empty bytes as `bytes()`), which are allowed only through the two narrow stand-ins above.
+    """
 
     _ALLOWED = {
         ("numpy.core.multiarray", "_reconstruct"),
         ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.numeric", "_frombuffer"),  # protocol 5
+        ("numpy._core.numeric", "_frombuffer"),
         ("numpy", "ndarray"),
         ("numpy", "dtype"),
         ("numpy.core.multiarray", "scalar"),
         ("numpy._core.multiarray", "scalar"),
         ("collections", "OrderedDict"),
     }
+    # protocols 0-2 name the builtins module by its Python 2 name
+    _STAND_INS = {("_codecs", "encode"): _latin1_bytes, ("__builtin__", "bytes"): _empty_bytes,
+                  ("builtins", "bytes"): _empty_bytes}
 
     def find_class(self, module: str, name: str) -> type:
         if (module, name) in self._ALLOWED:
             return super().find_class(module, name)
+        if (module, name) in self._STAND_INS:
+            return self._STAND_INS[module, name]  # type: ignore[return-value]
         raise pickle.UnpicklingError(f"refusing to load global {module}.{name}")
 
 
