@@ -65,7 +65,8 @@ def pretrain_extract(out_dir: Path) -> dict[str, Any]:
     import json
 
     m = json.loads((out_dir / "metrics.json").read_text())
-    keep = ("mAP", "top1", "top50_mAP", "epochs", "train_keyframes", "wall_time_s")
+    keep = ("mAP", "accuracy", "top50", "epochs", "train_keyframes", "train_clips", "wall_time_s",
+            "train_samples_per_s")
     return {k: m[k] for k in keep if k in m}
 
 
