@@ -21,13 +21,11 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
-from seal_transfer.experiment import Job, Runner, load_records, mean_std
+from seal_transfer.experiment import Job, Runner, load_records, mean_std, provenance_lines, run_jobs
 from seal_transfer.utils.fileio import atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -181,9 +179,7 @@ def report(records: list[dict[str, Any]], out_md: Path, out_png: Path, note: str
                   "`configs/previous/table5_synthetic.yaml` (the config of the earlier Table 5: tiny model at 64 px, "
                   f"overlap clip rule, 1 fps boxes, SGD) on world v2 seed 0: source-val mAP **{r['mAP']:.3f}** in "
                   f"{r['stage_wall_time_s']:.0f} s.", ""]
-    lines += ["## Provenance", "", note, "", "| record | commit | command |", "|---|---|---|"]
-    lines += [f"| {r['name']} | {r['commit']} | `{r.get('command', '')}` |" for r in records]
-    lines.append("")
+    lines += provenance_lines(records, note)
     with atomic_write(out_md) as handle:
         handle.write("\n".join(lines))
     plot(records, out_png)
@@ -207,15 +203,7 @@ def main() -> None:
         runner = Runner(ROOT, "testbed", [args.config], ["data.synthetic.preset=small",
                                                           "trainer.enable_progress_bar=false"],
                         ROOT / args.records, ROOT / args.run_root, deadline)
-        for job in jobs(ROOT / args.run_root, args.only):
-            if args.names and job.name not in args.names:
-                continue
-            if runner.ensure(job) is None:
-                print(f"time budget reached before {job.name}")
-                break
-        note = (f"This invocation: {len(runner.ran)} runs executed, {len(runner.reused)} reused from records, "
-                f"{(time.time() - started) / 60:.1f} min on {os.cpu_count()} CPU cores "
-                f"({platform.processor() or platform.machine()}); code commit {runner.commit}.")
+        note = run_jobs(runner, jobs(ROOT / args.run_root, args.only), started, args.names)
     results = ROOT / "results"
     report(load_records(ROOT / args.records), results / "testbed.md", results / "testbed_capacity.png", note)
 

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,8 @@ from seal_transfer.experiment import (
     load_records,
     mean_std,
     paired_difference,
+    provenance_lines,
+    run_jobs,
     verdict,
 )
 from seal_transfer.utils.fileio import atomic_write
@@ -79,10 +79,7 @@ def report(records: list[dict[str, Any]], out: Path, note: str) -> None:
             lines.append(f"| {d} | (not run yet) | 0 | — |")
     diff = paired_difference(vals["4fps"], vals["1fps"])
     lines += ["", f"**4 fps − 1 fps, paired by seed:** {describe_interval(diff, ' points')} — {verdict(diff)} zero "
-              "at 95 % (paper: +0.61 top-50 mAP).", "", "## Provenance", "", note, "",
-              "| record | commit | wall (s) | command |", "|---|---|---|---|"]
-    lines += [f"| {r['name']} | {r['commit']} | {r['wall_time_s']:.0f} | `{r.get('command', '')}` |" for r in records]
-    lines.append("")
+              "at 95 % (paper: +0.61 top-50 mAP).", "", *provenance_lines(records, note)]
     with atomic_write(out) as handle:
         handle.write("\n".join(lines))
     print(f"wrote {out}")
@@ -104,13 +101,7 @@ def main() -> None:
         runner = Runner(ROOT, "table3", [args.config], ["data.synthetic.preset=small",
                                                          "trainer.enable_progress_bar=false"],
                         ROOT / args.records, ROOT / args.run_root, deadline)
-        for job in jobs(args.config, ROOT / args.run_root):
-            if runner.ensure(job) is None:
-                print(f"time budget reached before {job.name}")
-                break
-        note = (f"This invocation: {len(runner.ran)} runs executed, {len(runner.reused)} reused from records, "
-                f"{(time.time() - started) / 60:.1f} min on {os.cpu_count()} CPU cores "
-                f"({platform.processor() or platform.machine()}); code commit {runner.commit}.")
+        note = run_jobs(runner, jobs(args.config, ROOT / args.run_root), started)
     report(load_records(ROOT / args.records), ROOT / args.out, note)
 
 

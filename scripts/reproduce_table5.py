@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -40,6 +38,8 @@ from seal_transfer.experiment import (
     load_records,
     mean_std,
     paired_difference,
+    provenance_lines,
+    run_jobs,
     verdict,
 )
 from seal_transfer.utils.fileio import atomic_write
@@ -190,11 +190,7 @@ def build_report(plan: dict[str, Any], records: list[dict[str, Any]], out: Path,
     adapts = [r for r in records if r.get("kind") == "adapt"]
     if adapts:
         lines += rounds_lines(adapts)
-    lines += ["## Provenance", "", runner_note, "",
-              "| record | commit | wall (s) | command |", "|---|---|---|---|"]
-    for r in records:
-        lines.append(f"| {r['name']} | {r['commit']} | {r['wall_time_s']:.0f} | `{r.get('command', '')}` |")
-    lines.append("")
+    lines += provenance_lines(records, runner_note)
     with atomic_write(out) as handle:
         handle.write("\n".join(lines))
     print(f"wrote {out}")
@@ -337,14 +333,7 @@ def main() -> None:
         run_root = ROOT / args.run_root / f"w{plan['world_seed']}"
         deadline = started + 60 * args.budget_min if args.budget_min else None
         runner = Runner(ROOT, plan["experiment"], [plan["config"]], common, records_dir, run_root, deadline)
-        jobs = Plan(plan, run_root).ordered()
-        for job in jobs:
-            if runner.ensure(job) is None:
-                print(f"time budget reached before {job.name}; the next invocation continues from the records")
-                break
-        note = (f"This invocation: {len(runner.ran)} runs executed, {len(runner.reused)} reused from matching "
-                f"records, {(time.time() - started) / 60:.1f} min on {os.cpu_count()} CPU cores "
-                f"({platform.processor() or platform.machine()}); code commit {runner.commit}.")
+        note = run_jobs(runner, Plan(plan, run_root).ordered(), started)
     records = load_records(records_dir)
     if any(r.get("kind") == "finetune" for r in records):  # nothing to show before the first finetune
         build_report(plan, records, ROOT / args.out, note)

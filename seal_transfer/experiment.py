@@ -275,3 +275,26 @@ def adapt_round_summary(adapt_dir: Path) -> list[dict[str, Any]]:
         stats = json.loads(path.read_text())
         rounds.append({k: stats.get(k) for k in keys})
     return rounds
+
+
+def run_jobs(runner: Runner, jobs: Iterable[Job], started: float, names: Optional[Sequence[str]] = None) -> str:
+    """Ensure every job (optionally only those named) until the runner's time budget stops it; returns the
+    provenance line for the report."""
+    import platform
+
+    for job in jobs:
+        if names and job.name not in names:
+            continue
+        if runner.ensure(job) is None:
+            print(f"time budget reached before {job.name}; the next invocation continues from the records")
+            break
+    return (f"This invocation: {len(runner.ran)} runs executed, {len(runner.reused)} reused from matching records, "
+            f"{(time.time() - started) / 60:.1f} min on {os.cpu_count()} CPU cores "
+            f"({platform.processor() or platform.machine()}); code commit {runner.commit}.")
+
+
+def provenance_lines(records: Iterable[dict[str, Any]], note: str) -> list[str]:
+    """The report's closing section: how this invocation ran, and the commit, wall time and command per record."""
+    lines = ["## Provenance", "", note, "", "| record | commit | wall (s) | command |", "|---|---|---|---|"]
+    lines += [f"| {r['name']} | {r['commit']} | {r['wall_time_s']:.0f} | `{r.get('command', '')}` |" for r in records]
+    return lines + [""]
