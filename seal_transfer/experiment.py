@@ -72,14 +72,16 @@ def matching_record(path: Path, expected_hash: str) -> Optional[dict[str, Any]]:
 
 def write_record(path: Path, *, experiment: str, name: str, config_hash: str, commit: str, wall_time_s: float,
                  fields: dict[str, Any]) -> dict[str, Any]:
+    # The record's own keys come last: a stage metric of the same name (e.g. the stage's `wall_time_s`, which
+    # excludes start-up) must not overwrite them; stages' own timings travel as `stage_wall_time_s`.
     record = {
+        **fields,
         "record_version": RECORD_VERSION,
         "experiment": experiment,
         "name": name,
         "config_hash": config_hash,
         "commit": commit,
         "wall_time_s": round(float(wall_time_s), 1),
-        **fields,
     }
     write_json(path, record)
     return record
