@@ -117,3 +117,40 @@ def test_segments_ending_before_they_start_are_read_and_counted_in_one_warning(t
                                            "(first: results/a[0]/segment [3.0, 1.0])")
     clean, _ = read_activitynet_gt(FIXTURES / "gt.json")
     assert clean.notes == [] and not capsys.readouterr().err
+
+
+def test_fast_prediction_path_gives_the_exact_readers_columns(tmp_path, monkeypatch):
+    import numpy as np
+
+    import seal_transfer.data.formats.activitynet as anet
+
+    rng = np.random.default_rng(0)
+    results = {}
+    for v in range(30):
+        starts = rng.uniform(0, 100, size=int(rng.integers(0, 40)))
+        results[f"vid_{v}"] = [{"segment": [float(s), float(s + rng.uniform(0.1, 9)) if i % 3 else int(s) + 2],
+                                "label": ["a", "b", 7][i % 3], "score": float(rng.uniform())}
+                               for i, s in enumerate(starts)]
+    path = write(tmp_path, "p.json", {"results": results})
+    fast = read_activitynet_predictions(path)
+    monkeypatch.setattr(anet, "_predictions_fast", lambda results, source: None)
+    exact = read_activitynet_predictions(path)
+    for column in ("video_ids", "starts", "ends", "labels", "scores"):
+        assert getattr(fast, column).dtype.kind == getattr(exact, column).dtype.kind
+        assert getattr(fast, column).tolist() == getattr(exact, column).tolist(), column
+    assert len(fast) == sum(len(items) for items in results.values()) and "7" in fast.labels.tolist()
+
+
+@pytest.mark.parametrize("item", [{"segment": ["1", "2"], "label": "x", "score": 0.5},
+                                  {"segment": [1, 2], "label": "x", "score": "0.5"},
+                                  {"segment": [1, 2, 3], "label": "x", "score": 0.5}])
+def test_items_the_fast_path_does_not_take_are_judged_by_the_exact_reader(tmp_path, item):
+    import seal_transfer.data.formats.activitynet as anet
+
+    path = write(tmp_path, "p.json", {"results": {"a": [{"segment": [0, 1], "label": "x", "score": 0.9}, item]}})
+    assert anet._predictions_fast({"a": [item]}, "p") is None
+    if len(item["segment"]) == 3:
+        with pytest.raises(UserError, match=r"results/a\[1\]/segment: expected \[start, end\]"):
+            read_activitynet_predictions(path)
+    else:  # numbers written as strings: the exact reader accepts them, as float() does
+        assert read_activitynet_predictions(path).ends.tolist() == [1.0, 2.0]

@@ -197,6 +197,38 @@ def read_activitynet_gt(
     return _finish(segments, degenerate, path, warn), videos
 
 
+def _predictions_fast(results: dict[str, Any], source: str) -> TadSegments | None:
+    """The columns of a well-formed prediction file without the per-item checks, or None to use the exact reader.
+
+    A valid file (every item an object with a numeric [start, end] with end > start, a label and a numeric,
+    non-NaN score) gives the same columns as the item-by-item reader, about five times faster at ActivityNet
+    scale; anything else (a missing key, a string or NaN number, a degenerate segment) returns None, and the
+    exact reader then names the item or counts the degenerate segments."""
+    vids: list[str] = []
+    segments: list[Any] = []
+    labels: list[Any] = []
+    scores: list[Any] = []
+    try:
+        for vid, items in results.items():
+            if not isinstance(items, list) or not all(type(item) is dict for item in items):
+                return None
+            vids.extend([vid] * len(items))
+            segments.extend([item["segment"] for item in items])
+            labels.extend([item["label"] for item in items])
+            scores.extend([item["score"] for item in items])
+        seg = np.array(segments) if segments else np.zeros((0, 2))
+        score = np.array(scores) if scores else np.zeros(0)
+    except (KeyError, TypeError, ValueError):
+        return None
+    numeric = seg.dtype.kind in "fi" and score.dtype.kind in "fi"
+    if not numeric or seg.ndim != 2 or seg.shape[1] != 2 or score.ndim != 1:
+        return None
+    seg = seg.astype(np.float64)
+    if not np.isfinite(seg).all() or not (seg[:, 1] > seg[:, 0]).all() or np.isnan(score.astype(np.float64)).any():
+        return None
+    return TadSegments.from_columns(vids, seg[:, 0], seg[:, 1], labels, score, source=source)
+
+
 def read_activitynet_predictions(path: str | Path, *, warn: bool = True) -> TadSegments:
     """Predictions `{"results": {video_id: [{segment, label, score}]}}` (or the bare `{video_id: [...]}`).
 
@@ -213,6 +245,9 @@ def read_activitynet_predictions(path: str | Path, *, warn: bool = True) -> TadS
         results, prefix = data, ""
     else:
         raise UserError(f"{path}: no 'results'; not an ActivityNet prediction file")
+    fast = _predictions_fast(results, str(path))
+    if fast is not None:
+        return fast
     vids: list[str] = []
     starts: list[float] = []
     ends: list[float] = []
