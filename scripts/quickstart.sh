@@ -11,8 +11,8 @@ RUN="${RUN_DIR:-runs/quickstart}"
 python -m seal_transfer.synth preset=small
 for stage in pretrain adapt finetune; do
     echo
-    echo "=== python -m seal_transfer.$stage --config configs/quickstart.yaml run_dir=$RUN $*"
-    python -m seal_transfer.$stage --config configs/quickstart.yaml run_dir="$RUN" "$@"
+    echo "=== python -m seal_transfer.$stage --config configs/testbed.yaml run_dir=$RUN $*"
+    python -m seal_transfer.$stage --config configs/testbed.yaml run_dir="$RUN" "$@"
 done
 echo
 echo "Done. Outputs: $RUN/{pretrain,adapt,finetune}/ (metrics.json, model.pt, logs/, val_detections.csv)."
