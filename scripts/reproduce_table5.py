@@ -132,11 +132,12 @@ class Plan:
                          extract=finetune_extract)
 
     def ordered(self) -> list[Job]:
-        """Seed by seed (so paired comparisons grow), the scarce-label fraction first, the sweep last."""
+        """Fraction by fraction in the plan's order (the scarce-label one first: where transfer matters most, and
+        4x cheaper to finetune), seed by seed within it (so paired comparisons grow); the sweep, then the curve."""
         jobs: list[Job] = []
         sweep = self.plan.get("lambda_sweep") or {}
-        for seed in self.plan["seeds"]:
-            for fraction in self.plan["fractions"]:
+        for fraction in self.plan["fractions"]:
+            for seed in self.plan["seeds"]:
                 jobs += [self.finetune(row, fraction, seed) for row in self.plan["rows"]]
         for seed in self.plan["seeds"]:
             for lam in sweep.get("values", []):
