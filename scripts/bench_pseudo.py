@@ -21,12 +21,11 @@ from typing import Any, Optional
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from scripts.bench_train import build_module, make_batch, sync
+from seal_transfer.models.config import ModelConfig
+from seal_transfer.utils.fileio import atomic_write
 
-from scripts.bench_train import build_module, make_batch, sync  # noqa: E402
-from seal_transfer.models.slowfast import ModelConfig  # noqa: E402
-from seal_transfer.utils.fileio import atomic_write  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @torch.inference_mode()

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-TIMING_KEYS = {"wall_time_s", "labelling_seconds", "boxes_per_second", "train_loop_seconds", "train_samples_per_s"}
+TIMING_KEYS = {"wall_time_s", "labelling_seconds", "boxes_per_second", "train_loop_seconds", "train_samples_per_s",
+               "seconds"}  # "seconds": the tubes stage's per-stream extraction time
 # Coarse tube windows and a small temporal detector keep the tubes stage to seconds (as in tests/test_tubes_cli.py).
 TUBES_FAST = [
     "tubes.slowfast.fps=20", "tubes.slowfast.window=8", "tubes.slowfast.stride=20", "tubes.slowfast.short_side=48",

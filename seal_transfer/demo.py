@@ -25,6 +25,7 @@ import torch
 
 from seal_transfer.cli import guarded_main
 from seal_transfer.errors import UserError
+from seal_transfer.rundir import CONFIG
 
 PROG = "python -m seal_transfer.demo"
 # Box colours (Okabe-Ito), cycled per box within a keyframe.
@@ -78,7 +79,8 @@ def load_demo_model(path: str | Path, *, labelmap: Optional[str | Path] = None, 
     """Build the detector a checkpoint describes and load its weights; names from the checkpoint or `labelmap`."""
     from seal_transfer.data.formats.ava import read_labelmap
     from seal_transfer.models.checkpoints import load_weights, read_checkpoint
-    from seal_transfer.models.slowfast import ModelConfig, build_detector
+    from seal_transfer.models.config import ModelConfig
+    from seal_transfer.models.slowfast import build_detector
 
     path = Path(path)
     obj = read_checkpoint(path, allow_pickle=allow_pickle)
@@ -110,7 +112,7 @@ def _stage_augment(checkpoint: Path) -> dict[str, Any]:
     import yaml
 
     for folder in (checkpoint.parent, checkpoint.parent.parent):
-        cfg_path = folder / "config.yaml"
+        cfg_path = folder / CONFIG
         if cfg_path.is_file():
             try:
                 cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
@@ -330,12 +332,14 @@ def _check_args(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str]) -> int:
     from tqdm import tqdm
 
+    from seal_transfer.data.clip import pack_pathways
+    from seal_transfer.data.config import AugmentConfig
     from seal_transfer.data.formats.ava import AvaTable, read_video_meta, write_ava_csv
-    from seal_transfer.data.transforms import AugmentConfig, ClipTransform
-    from seal_transfer.data.video import FrameFolderSource, clip_frame_indices, open_video_source, pack_pathways
+    from seal_transfer.data.transforms import ClipTransform
+    from seal_transfer.data.video import FrameFolderSource, clip_frame_indices, open_video_source
     from seal_transfer.data.video import write_video as encode
     from seal_transfer.engine.detection import detection_scores
-    from seal_transfer.models.slowfast import input_spec
+    from seal_transfer.models.config import clip_spec
 
     args = build_parser().parse_args(list(argv))
     _check_args(args)
@@ -386,7 +390,7 @@ def main(argv: Sequence[str]) -> int:
     checkpoint = Path(args.checkpoint)
     demo = load_demo_model(checkpoint, labelmap=args.labelmap, allow_pickle=args.allow_pickle_checkpoint,
                            device=device)
-    spec = input_spec(_resolved(demo.model_cfg))
+    spec = clip_spec(_resolved(demo.model_cfg))
     augment = {k: v for k, v in _stage_augment(checkpoint).items() if k in ("eval_short_side", "mean", "std")}
     if args.short_side is not None:
         augment["eval_short_side"] = args.short_side
@@ -436,7 +440,7 @@ def main(argv: Sequence[str]) -> int:
             if j is not None and len(plan.boxes[j]):
                 boxes = plan.boxes[j]
                 centre = float(plan.timestamps[j])
-                indices = clip_frame_indices(centre, fps, time_offset, spec.num_fast_frames, spec.fast_stride,
+                indices = clip_frame_indices(centre, fps, time_offset, spec.num_frames, spec.sample_rate,
                                              video_frames=num_frames)
                 clip, box_px = transform(source.read(indices), boxes)
                 slow, fast = pack_pathways(clip, spec.alpha)
@@ -485,7 +489,7 @@ def main(argv: Sequence[str]) -> int:
 
 
 def _resolved(model_cfg: dict[str, Any]) -> Any:
-    from seal_transfer.models.slowfast import ModelConfig, resolve
+    from seal_transfer.models.config import ModelConfig, resolve
 
     return resolve(ModelConfig(**model_cfg))
 

@@ -13,7 +13,8 @@ from seal_transfer.cli import guarded_main
 from seal_transfer.data.formats.ava import AvaTable, LabelMap, read_ava_csv, write_ava_csv, write_labelmap
 from seal_transfer.data.video import open_video_source, write_video
 from seal_transfer.demo import _font, _resize, box_plan, draw_detections, load_demo_model, main
-from seal_transfer.models.slowfast import ModelConfig, build_detector
+from seal_transfer.models.config import ModelConfig
+from seal_transfer.models.slowfast import build_detector
 
 CLASS_IDS = [3, 5, 9]
 NAMES = ["walk", "wave arm", "jump"]

@@ -26,7 +26,7 @@ import torch
 
 from seal_transfer import pretrain
 from seal_transfer.cli import guarded_main
-from seal_transfer.engine.rundir import stage_lock
+from seal_transfer.rundir import stage_lock
 from seal_transfer.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -402,7 +402,7 @@ def test_locked_stage_refuses_a_second_run(tmp_path: Path, capsys: pytest.Captur
 _HOLD_AND_FORK = """
 import os, sys, time
 from pathlib import Path
-from seal_transfer.engine.rundir import stage_lock
+from seal_transfer.rundir import stage_lock
 from seal_transfer.errors import UserError
 with stage_lock(Path(sys.argv[1])):
     child = os.fork()
@@ -452,7 +452,7 @@ def test_stage_lock_is_free_the_moment_its_owner_is_killed(tmp_path: Path) -> No
 def test_refused_second_lock_in_one_process_leaves_the_first_held(tmp_path: Path) -> None:
     """POSIX locks do not exclude their own process and drop on any close of the file: neither may leak through."""
     stage = tmp_path / "run" / "pretrain"
-    probe = "import sys; from pathlib import Path; from seal_transfer.engine.rundir import stage_lock\n" \
+    probe = "import sys; from pathlib import Path; from seal_transfer.rundir import stage_lock\n" \
             "with stage_lock(Path(sys.argv[1])): pass\n"
     with stage_lock(stage):
         with pytest.raises(UserError, match="another run is writing this stage"):

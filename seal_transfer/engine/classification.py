@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import csv
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 import torch.nn.functional as F
-from omegaconf import OmegaConf
 
-from seal_transfer.data.datamodules import KeyframeDataModule, augment_config, clip_spec
+from seal_transfer.data.datamodules import KeyframeDataModule
 from seal_transfer.data.datasets import ClipClassificationDataset, collate_clips
 from seal_transfer.data.domains import synthetic_root
 from seal_transfer.data.transforms import ClipTransform
@@ -28,7 +28,9 @@ from seal_transfer.engine.fit import (
 )
 from seal_transfer.engine.schedule import build_optimizer, build_scheduler
 from seal_transfer.errors import UserError, located
-from seal_transfer.models.slowfast import ModelConfig, build_classifier
+from seal_transfer.models.config import ModelConfig, clip_spec
+from seal_transfer.models.slowfast import build_classifier
+from seal_transfer.rundir import WEIGHTS
 
 
 class ClassificationModule(L.LightningModule):
@@ -101,11 +103,11 @@ def run_classification_pretrain(cfg: Any, out_dir: Path) -> dict[str, Any]:
     train_items = read_clip_list(root / g.train_list, root, len(classes))
     val_items = read_clip_list(root / g.val_list, root, len(classes))
     spec = clip_spec(cfg.model)
-    aug = augment_config(cfg)
+    aug = cfg.data.augment
     train = ClipClassificationDataset(train_items, spec, ClipTransform(aug, train=True), train=True, seed=int(cfg.seed))
     val = ClipClassificationDataset(val_items, spec, ClipTransform(aug, train=False), train=False, seed=int(cfg.seed))
     module = ClassificationModule(
-        OmegaConf.to_container(cfg.model, resolve=True), OmegaConf.to_container(cfg.optim, resolve=True), len(classes)
+        asdict(cfg.model), asdict(cfg.optim), len(classes)
     )
     datamodule = KeyframeDataModule(train, val, int(cfg.data.batch_size), int(cfg.data.num_workers),
                                     collate_fn=collate_clips)
@@ -120,8 +122,8 @@ def run_classification_pretrain(cfg: Any, out_dir: Path) -> dict[str, Any]:
     if trainer.is_global_zero:
         export_weights(
             module,
-            out_dir / "model.pt",
-            {"task": "classification", "classes": classes, "model": OmegaConf.to_container(cfg.model, resolve=True)},
+            out_dir / WEIGHTS,
+            {"task": "classification", "classes": classes, "model": asdict(cfg.model)},
         )
     return {
         "stage": "pretrain",

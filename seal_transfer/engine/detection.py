@@ -13,7 +13,8 @@ import torch.nn.functional as F
 
 from seal_transfer.engine.schedule import build_optimizer, build_scheduler
 from seal_transfer.errors import UserError
-from seal_transfer.models.slowfast import ModelConfig, build_detector
+from seal_transfer.models.config import ModelConfig
+from seal_transfer.models.slowfast import build_detector
 
 
 def detection_loss(

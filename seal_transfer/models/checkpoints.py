@@ -374,7 +374,7 @@ def roi_convention(obj: Any) -> tuple[Optional[bool], str]:
     file does not say: a foreign state dict, a classifier, a PySlowFast Kinetics checkpoint."""
     model = stored_description(obj).get("model")
     if isinstance(model, Mapping):
-        from seal_transfer.models.slowfast import ModelConfig, resolve
+        from seal_transfer.models.config import ModelConfig, resolve
 
         try:
             return resolve(ModelConfig(**dict(model))).roi_aligned, "a seal_transfer checkpoint"

@@ -1,23 +1,6 @@
-"""The built-in synthetic action world (docs/synthetic_world.md): real h264 videos + SEAL / AVA annotations."""
+"""The built-in synthetic action world (docs/synthetic_world.md): real h264 videos + SEAL / AVA annotations.
 
-from seal_transfer.data.synthetic.world import (
-    PRESETS,
-    WORLD_VERSION,
-    SynthConfig,
-    describe_world,
-    ensure_world,
-    generate_world,
-    load_manifest,
-    world_name,
-)
-
-__all__ = [
-    "PRESETS",
-    "WORLD_VERSION",
-    "SynthConfig",
-    "describe_world",
-    "ensure_world",
-    "generate_world",
-    "load_manifest",
-    "world_name",
-]
+`config.py` holds the `data.synthetic` section and the size presets (read by config checks without rendering
+anything); `world.py` builds, caches and describes worlds. Nothing is imported here, so reading the config does
+not load the renderer.
+"""

@@ -15,138 +15,34 @@ import json
 import math
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 from torch.utils.data import Dataset
 
 from seal_transfer.data.formats.activitynet import TadSegments, write_activitynet_predictions
 from seal_transfer.data.formats.seal import SealTubes
 from seal_transfer.engine.schedule import warmup_cosine
-from seal_transfer.engine.tube_features import (
-    StreamConfig,
+from seal_transfer.errors import UserError
+from seal_transfer.evaluation.clip_map import bucket_classes, bucketed_map
+from seal_transfer.models.config import TadConfig
+from seal_transfer.models.tad import TemporalDetector
+from seal_transfer.tad.config import TASK_TITLES, Experiment, TadTrainConfig, TubesConfig, parse_experiment
+from seal_transfer.tad.features import (
     TubeFeatures,
     TubeRef,
     concat_streams,
     feature_stem,
     load_tube_features,
-    second_stream_defaults,
 )
-from seal_transfer.errors import UserError
-from seal_transfer.evaluation.clip_map import BucketConfig, bucket_classes, bucketed_map
-from seal_transfer.models.tad import TadConfig, TemporalDetector
+
+__all__ = ["TASK_TITLES", "Experiment", "TubesConfig", "evaluate_experiment", "parse_experiment", "resolve_device",
+           "task_split", "train_experiment", "tube_refs"]
+from seal_transfer.rundir import METRICS, WEIGHTS
 from seal_transfer.utils.fileio import write_json
-
-STEPS = ("extract", "train", "evaluate", "all")
-TASKS = ("aa", "ca")
-STREAMS = ("slowfast", "second")
-STREAM_TITLES = {"slowfast": "Slowfast-T", "second": "TSP-T (stand-in)"}
-TASK_TITLES = {"aa": "AA Tubes", "ca": "CA Tubes"}
-
-
-@dataclass
-class TadTrainConfig:
-    """Optimisation of the temporal detector (paper silent; AdamW + warm-up cosine as in ActionFormer)."""
-
-    epochs: int = 30
-    batch_size: int = 8  # tubes per step
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    warmup_epochs: float = 2.0
-    min_lr_ratio: float = 0.01
-    max_length: int = 2304  # training crops longer tubes to this many feature steps (inference uses all)
-    gradient_clip: float = 1.0
-    eval_batch_size: int = 16
-
-
-@dataclass
-class TubesConfig:
-    """`python -m seal_transfer.tubes` (Table 4). Stream defaults are the paper's real-data settings."""
-
-    step: str = "all"  # extract | train | evaluate | all
-    experiments: list[str] = field(default_factory=lambda: ["aa:slowfast", "ca:second", "ca:second+slowfast"])
-    second_stream_init: Optional[str] = None  # weights for the second ('TSP-T') stream; null = random backbone
-    slowfast: StreamConfig = field(default_factory=StreamConfig)  # Slowfast-T: init= or RUN/pretrain/model.pt
-    second: StreamConfig = field(default_factory=second_stream_defaults)
-    batch_windows: int = 16  # windows per backbone forward
-    chunk_windows: int = 128  # windows decoded together (one decode of their frame range)
-    feature_dtype: str = "float16"  # stored features (float16 halves the disk; training reads float32)
-    overwrite_features: bool = False  # recompute features that exist
-    device: str = "auto"  # auto | cpu | cuda | cuda:N (extraction and TAD inference)
-    progress: bool = True
-    tad: TadConfig = field(default_factory=TadConfig)
-    train: TadTrainConfig = field(default_factory=TadTrainConfig)
-    aa_buckets: BucketConfig = field(default_factory=lambda: BucketConfig(ranges=[[0, 60]]))
-    ca_buckets: BucketConfig = field(default_factory=lambda: BucketConfig(ranges=[[0, 50], [0, 120], [0, 200]]))
-    tiou_thresholds: list[float] = field(default_factory=lambda: np.round(np.linspace(0.5, 0.95, 10), 2).tolist())
-
-    def validate(self) -> None:
-        if self.step not in STEPS:
-            raise UserError(f"config key 'tubes.step': '{self.step}' is not one of {', '.join(STEPS)}")
-        for exp in self.experiments:
-            parse_experiment(exp)
-        if not self.experiments:
-            raise UserError("config key 'tubes.experiments': empty list")
-        self.slowfast.validate("tubes.slowfast")
-        self.second.validate("tubes.second")
-        if self.feature_dtype not in ("float16", "float32"):
-            raise UserError(f"config key 'tubes.feature_dtype': '{self.feature_dtype}' is not float16 or float32")
-        for key in ("batch_windows", "chunk_windows"):
-            if getattr(self, key) < 1:
-                raise UserError(f"config key 'tubes.{key}': must be >= 1")
-        for key in ("epochs", "batch_size", "max_length", "eval_batch_size"):
-            if getattr(self.train, key) < 1:
-                raise UserError(f"config key 'tubes.train.{key}': must be >= 1")
-        if self.train.lr <= 0:
-            raise UserError("config key 'tubes.train.lr': must be > 0")
-        if not self.tiou_thresholds or not all(0 < t <= 1 for t in self.tiou_thresholds):
-            raise UserError("config key 'tubes.tiou_thresholds': need values in (0, 1]")
-        if self.tad.levels < 1 or self.tad.hidden < 1:
-            raise UserError("config keys 'tubes.tad.levels' / 'tubes.tad.hidden': must be >= 1")
-
-
-def tubes_config(cfg: Any) -> TubesConfig:
-    """The typed `tubes` section (omegaconf node → dataclass), validated."""
-    node = cfg.tubes if hasattr(cfg, "tubes") else cfg
-    container = OmegaConf.to_container(node, resolve=True) if not isinstance(node, TubesConfig) else asdict(node)
-    tc = TubesConfig(
-        **{k: v for k, v in container.items() if k not in ("slowfast", "second", "tad", "train", "aa_buckets",
-                                                            "ca_buckets")},
-        slowfast=StreamConfig(**container["slowfast"]), second=StreamConfig(**container["second"]),
-        tad=TadConfig(**container["tad"]), train=TadTrainConfig(**container["train"]),
-        aa_buckets=BucketConfig(**container["aa_buckets"]), ca_buckets=BucketConfig(**container["ca_buckets"]),
-    )
-    tc.validate()
-    return tc
-
-
-@dataclass(frozen=True)
-class Experiment:
-    task: str
-    streams: tuple[str, ...]
-
-    @property
-    def name(self) -> str:
-        return f"{self.task}/{'+'.join(self.streams)}"
-
-    @property
-    def features_title(self) -> str:
-        return "+".join(STREAM_TITLES[s] for s in self.streams)
-
-
-def parse_experiment(text: str) -> Experiment:
-    task, sep, streams = str(text).partition(":")
-    parts = tuple(s for s in streams.split("+") if s)
-    known = bool(parts) and all(s in STREAMS for s in parts) and len(set(parts)) == len(parts)
-    if not sep or task not in TASKS or not known:
-        raise UserError(f"config key 'tubes.experiments': '{text}' is not 'TASK:STREAM[+STREAM]' with TASK in "
-                        f"{'|'.join(TASKS)} and STREAM in {'|'.join(STREAMS)}, e.g. ca:second+slowfast")
-    return Experiment(task, parts)
-
 
 # --------------------------------------------------------------------------------------------- annotations
 
@@ -384,7 +280,7 @@ def train_experiment(cfg: Any, tc: TubesConfig, exp: Experiment, split: TaskSpli
     meta = {"task": exp.task, "streams": list(exp.streams), "in_channels": in_channels,
             "num_classes": len(split.class_names), "multilabel": split.multilabel, "class_names": split.class_names,
             "tad": asdict(tc.tad)}
-    export_weights(module, out_dir / "model.pt", meta)
+    export_weights(module, out_dir / WEIGHTS, meta)
     return {"train_tubes": len(dataset), "train_tubes_without_features": dataset.missing,
             "train_seconds": round(time.time() - started, 1), "in_channels": in_channels}
 
@@ -443,7 +339,7 @@ def evaluate_experiment(tc: TubesConfig, exp: Experiment, train: TaskSplit, val:
     """Per-tube temporal mAP (tIoU 0.5:0.05:0.95) overall and per frequency bucket; writes predictions_val.json."""
     from seal_transfer.evaluation.temporal_map import average_map_per_tube
 
-    model, _ = load_detector(out_dir / "model.pt")
+    model, _ = load_detector(out_dir / WEIGHTS)
     dataset = TubeDataset(val, feature_root, exp.streams, train=False, max_length=tc.train.max_length)
     preds, pred_tids = predict(model, dataset, tc.train.eval_batch_size, device)
     write_activitynet_predictions(out_dir / "predictions_val.json",
@@ -464,7 +360,7 @@ def evaluate_experiment(tc: TubesConfig, exp: Experiment, train: TaskSplit, val:
         "per_class": {k: v for k, v in result.to_json()["per_class"].items()},
         "warnings": result.warnings,
     })
-    write_json(out_dir / "metrics.json", metrics)
+    write_json(out_dir / METRICS, metrics)
     return metrics
 
 

@@ -8,9 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
 
-from seal_transfer.configuration import to_yaml
-from seal_transfer.engine.rundir import is_finished, stage_dir, stage_lock, upstream_weights
+from seal_transfer.config.loader import to_yaml
 from seal_transfer.errors import UserError
+from seal_transfer.rundir import CONFIG, METRICS, is_finished, stage_dir, stage_lock, upstream_weights
+from seal_transfer.utils.dist import is_rank_zero
 from seal_transfer.utils.fileio import atomic_write, write_json
 
 
@@ -40,22 +41,16 @@ def run_stage(cfg: Any, stage: str, work: Callable[[Path], dict[str, Any]]) -> i
                 if entry.name == ".lock":
                     continue
                 shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-        with atomic_write(out_dir / "config.yaml") as handle:
+        with atomic_write(out_dir / CONFIG) as handle:
             handle.write(to_yaml(cfg))
         metrics = work(out_dir)
-        write_json(out_dir / "metrics.json", metrics)
-        if _is_rank_zero():
+        write_json(out_dir / METRICS, metrics)
+        if is_rank_zero():
             from seal_transfer.report import stage_plots
 
             stage_plots(out_dir)
     print_summary(stage, out_dir, metrics)
     return 0
-
-
-def _is_rank_zero() -> bool:
-    import os
-
-    return os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) in ("0", "")
 
 
 def print_summary(stage: str, out_dir: Path, metrics: dict[str, Any]) -> None:
