@@ -20,7 +20,7 @@ from typing import Any, Optional
 
 from seal_transfer.cli import guarded_main, stage_main
 from seal_transfer.errors import UserError
-from seal_transfer.rundir import CHECKPOINTS, CONFIG, METRICS, WEIGHTS
+from seal_transfer.rundir import CHECKPOINTS, METRICS, WEIGHTS
 
 SECTIONS = ("run_dir", "init", "seed", "force", "allow_pickle_checkpoints", "data", "model", "trainer", "tubes")
 DESCRIPTION = ("SEAL Tubes temporal action detection (Table 4): tubelet features (extract), per-tube temporal "
@@ -124,10 +124,8 @@ def extract(cfg: Any, tc: Any, streams: Sequence[str], splits: dict[str, Any], o
 
 
 def run(cfg: Any) -> int:
-    from seal_transfer.config.loader import to_yaml
     from seal_transfer.data.domains import check_real_roots
-    from seal_transfer.rundir import is_finished, stage_dir, stage_lock
-    from seal_transfer.stage import print_summary
+    from seal_transfer.stage import run_stage
     from seal_transfer.tad.config import TASK_TITLES, parse_experiment
     from seal_transfer.tad.train import evaluate_experiment, resolve_device, task_split, train_experiment
     from seal_transfer.utils.fileio import atomic_write, write_json
@@ -136,16 +134,9 @@ def run(cfg: Any) -> int:
     tc = cfg.tubes
     device = resolve_device(tc.device)
     experiments = [parse_experiment(e) for e in tc.experiments]
-    out_dir = stage_dir(cfg.run_dir, STAGE)
     step = tc.step
-    with stage_lock(out_dir):
-        if step in ("all", "evaluate") and is_finished(out_dir) and not cfg.force:
-            print(f"[tubes] already finished: {out_dir / 'metrics.json'} (pass force=true to redo)")
-            return 0
-        if cfg.force:
-            (out_dir / METRICS).unlink(missing_ok=True)
-        with atomic_write(out_dir / CONFIG) as handle:
-            handle.write(to_yaml(cfg))
+
+    def work(out_dir: Path) -> dict[str, Any]:
         started = time.time()
         splits = {split: _load_split(cfg, split) for split in ("train", "val")}
         metrics: dict[str, Any] = {"stage": STAGE, "step": step, "device": device}
@@ -180,12 +171,12 @@ def run(cfg: Any) -> int:
             with atomic_write(out_dir / "table4.md") as handle:
                 handle.write(metrics["table4"])
         metrics["wall_time_s"] = round(time.time() - started, 1)
-        if step in ("evaluate", "all"):
-            write_json(out_dir / METRICS, metrics)  # last: marks the stage finished
-        else:
-            write_json(out_dir / f"{step}.json", metrics)
-    print_summary(STAGE, out_dir, {k: v for k, v in metrics.items() if k not in ("stage", "step", "device")})
-    return 0
+        return metrics
+
+    # Only the evaluating steps finish the stage; force redoes the training and evaluation but keeps the
+    # extracted features (they are per tube and skipped when present; tubes.overwrite_features recomputes them).
+    return run_stage(cfg, STAGE, work, finishes=step in ("evaluate", "all"), record=f"{step}.json",
+                     redo=lambda out_dir: (out_dir / METRICS).unlink(missing_ok=True), plots=False)
 
 
 def table4_markdown(experiments: Sequence[Any], rows: dict[str, dict[str, Any]], tc: Any) -> str:

@@ -20,13 +20,12 @@ from seal_transfer.data.transforms import ClipTransform
 from seal_transfer.engine.detection import _Namespace, _set_epoch
 from seal_transfer.engine.fit import (
     build_trainer,
-    ensure_best_checkpoint,
     export_weights,
     quiet_lightning,
     resume_checkpoint,
-    translate_training_errors,
+    run_fit,
 )
-from seal_transfer.engine.schedule import build_optimizer, build_scheduler
+from seal_transfer.engine.schedule import configure_recipe
 from seal_transfer.errors import UserError, located
 from seal_transfer.models.config import ModelConfig, clip_spec
 from seal_transfer.models.slowfast import build_classifier
@@ -61,10 +60,7 @@ class ClassificationModule(L.LightningModule):
         self.log("val/accuracy", acc, prog_bar=True, sync_dist=True, batch_size=len(batch["labels"]))
 
     def configure_optimizers(self) -> Any:
-        optimizer = build_optimizer(self.named_parameters(), self.optim_cfg)
-        total = int(self.trainer.estimated_stepping_batches)
-        scheduler = build_scheduler(optimizer, self.optim_cfg, total, max(total // max(self.trainer.max_epochs, 1), 1))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return configure_recipe(self, self.optim_cfg)
 
 
 def read_clip_list(path: Path, video_root: Path, num_classes: int) -> list[tuple[Path, int]]:
@@ -114,10 +110,7 @@ def run_classification_pretrain(cfg: Any, out_dir: Path) -> dict[str, Any]:
     trainer = build_trainer(cfg, out_dir, monitor="val/accuracy")
     resume = resume_checkpoint(out_dir, announce="pretrain")
     started = time.time()
-    with translate_training_errors():
-        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
-        result = trainer.validate(module, datamodule=datamodule, verbose=False)
-    ensure_best_checkpoint(out_dir)
+    result = run_fit(trainer, module, datamodule, out_dir, resume, validate=True)
     accuracy = float(result[0]["val/accuracy"]) if result else float("nan")
     if trainer.is_global_zero:
         export_weights(

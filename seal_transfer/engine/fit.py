@@ -227,3 +227,17 @@ def translate_training_errors() -> Any:
 
 def silence_stdout() -> contextlib.AbstractContextManager[Any]:
     return contextlib.redirect_stdout(io.StringIO())
+
+
+def run_fit(trainer: L.Trainer, module: L.LightningModule, datamodule: Any, out_dir: Path,
+            resume: Optional[Path], *, validate: bool = False) -> Optional[list[dict[str, float]]]:
+    """The one fit template every trained model goes through: fit (continuing from `resume`, an interrupted run's
+    `last.ckpt`, when given), optionally a final validation pass, all inside the one-line error translation;
+    then the `best.ckpt` the stages promise. Returns the final validation's results (None without one).
+
+    Callers own what differs: the module, the data, the trainer's monitor, and what they export afterwards."""
+    with translate_training_errors():
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
+        result = trainer.validate(module, datamodule=datamodule, verbose=False) if validate else None
+    ensure_best_checkpoint(out_dir)
+    return result

@@ -17,12 +17,11 @@ from seal_transfer.data.formats.ava import AvaTable, LabelMap, write_ava_csv
 from seal_transfer.engine.detection import DetectionModule
 from seal_transfer.engine.fit import (
     build_trainer,
-    ensure_best_checkpoint,
     export_weights,
     quiet_lightning,
     resume_checkpoint,
+    run_fit,
     throughput_of,
-    translate_training_errors,
 )
 from seal_transfer.evaluation.frame_map import frame_map
 from seal_transfer.models.checkpoints import load_weights, matching_model_config
@@ -174,11 +173,7 @@ def run_detection_job(cfg: Any, job: DetectionJob) -> dict[str, Any]:
     evaluator = _Evaluator(job, lambda: trainer.is_global_zero)
     module.on_validation_result = evaluator
     started = time.time()
-    with translate_training_errors():
-        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
-        if job.val is not None:
-            trainer.validate(module, datamodule=datamodule, verbose=False)
-    ensure_best_checkpoint(job.out_dir)
+    run_fit(trainer, module, datamodule, job.out_dir, resume, validate=job.val is not None)
     metrics: dict[str, Any] = {
         "stage": job.name,
         "train_keyframes": len(job.train.dataset),

@@ -25,7 +25,8 @@ from torch.utils.data import Dataset
 
 from seal_transfer.data.formats.activitynet import TadSegments, write_activitynet_predictions
 from seal_transfer.data.formats.seal import SealTubes
-from seal_transfer.engine.schedule import warmup_cosine
+from seal_transfer.engine.config import OptimConfig
+from seal_transfer.engine.schedule import build_optimizer, lightning_optimizers, step_schedule
 from seal_transfer.errors import UserError
 from seal_transfer.evaluation.clip_map import bucket_classes, bucketed_map
 from seal_transfer.models.config import TadConfig
@@ -227,17 +228,13 @@ def tad_module_class() -> Any:
             return losses["loss"]
 
         def configure_optimizers(self) -> Any:
+            # AdamW with decay on weights only, warm-up from 1 % then cosine: the project's optimiser builder and
+            # step schedule with the temporal detector's own knobs (tubes.train.*).
             cfg = self.train_cfg
-            decay = [p for n, p in self.named_parameters() if p.ndim > 1]
-            no_decay = [p for n, p in self.named_parameters() if p.ndim <= 1]
-            optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                           {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
-            total = int(self.trainer.estimated_stepping_batches)
-            per_epoch = max(total // max(self.trainer.max_epochs or 1, 1), 1)
-            warmup = int(round(cfg.warmup_epochs * per_epoch))
-            scheduler = torch.optim.lr_scheduler.LambdaLR(
-                optimizer, lambda step: warmup_cosine(step, total, warmup, 0.01, cfg.min_lr_ratio))
-            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+            optimizer = build_optimizer(self.named_parameters(),
+                                        OptimConfig(name="adamw", lr=cfg.lr, weight_decay=cfg.weight_decay))
+            return lightning_optimizers(self, optimizer, lambda total, per_epoch: step_schedule(
+                optimizer, total, per_epoch, cfg.warmup_epochs, 0.01, cfg.min_lr_ratio))
 
     _TAD_MODULE = TadModule
     return TadModule
@@ -249,14 +246,7 @@ def train_experiment(cfg: Any, tc: TubesConfig, exp: Experiment, split: TaskSpli
     import lightning as L
 
     from seal_transfer.data.datamodules import KeyframeDataModule
-    from seal_transfer.engine.fit import (
-        build_trainer,
-        ensure_best_checkpoint,
-        export_weights,
-        quiet_lightning,
-        resume_checkpoint,
-        translate_training_errors,
-    )
+    from seal_transfer.engine.fit import build_trainer, export_weights, quiet_lightning, resume_checkpoint, run_fit
 
     quiet_lightning()
     dataset = TubeDataset(split, feature_root, exp.streams, train=True, max_length=tc.train.max_length, seed=cfg.seed)
@@ -274,19 +264,13 @@ def train_experiment(cfg: Any, tc: TubesConfig, exp: Experiment, split: TaskSpli
                             num_sanity_val_steps=0, precision="32-true")
     started = time.time()
     resume = resume_checkpoint(out_dir, announce=f"tubes {exp.name}")
-    with translate_training_errors():
-        trainer.fit(module, datamodule=data, ckpt_path=_optional_str(resume))
-    ensure_best_checkpoint(out_dir)
+    run_fit(trainer, module, data, out_dir, resume)
     meta = {"task": exp.task, "streams": list(exp.streams), "in_channels": in_channels,
             "num_classes": len(split.class_names), "multilabel": split.multilabel, "class_names": split.class_names,
             "tad": asdict(tc.tad)}
     export_weights(module, out_dir / WEIGHTS, meta)
     return {"train_tubes": len(dataset), "train_tubes_without_features": dataset.missing,
             "train_seconds": round(time.time() - started, 1), "in_channels": in_channels}
-
-
-def _optional_str(path: Optional[Path]) -> Optional[str]:
-    return None if path is None else str(path)
 
 
 def load_detector(path: Path) -> tuple[TemporalDetector, dict[str, Any]]:
