@@ -53,21 +53,18 @@ class DemoModel:
 def _checkpoint_description(obj: Any, path: Path) -> tuple[dict[str, Any], list[int], Optional[list[str]], str,
                                                              list[int]]:
     """(model config, class ids, class names or None, loss, pose columns) from our model.pt or a Lightning .ckpt."""
+    from seal_transfer.models.checkpoints import stored_description
+
     if not isinstance(obj, dict):
         raise UserError(f"{path}: not a checkpoint dictionary")
-    meta = obj.get("seal_transfer")
-    if isinstance(meta, dict) and "class_ids" in meta and "model" in meta:
+    meta = stored_description(obj)
+    if "model" in meta and (meta.get("class_ids") or ("class_ids" in meta and not meta.get("lightning"))):
         names = meta.get("class_names")
         return (dict(meta["model"]), [int(c) for c in meta["class_ids"]], list(names) if names else None,
                 str(meta.get("loss", "bce")), [int(c) for c in meta.get("pose_columns", [])])
-    hp = obj.get("hyper_parameters")
-    if isinstance(hp, dict) and "model_cfg" in hp and "class_ids" in hp:
-        if not hp["class_ids"]:
-            raise UserError(f"{path}: the Lightning checkpoint records no class ids")
-        optim = hp.get("optim_cfg") or {}
-        return (dict(hp["model_cfg"]), [int(c) for c in hp["class_ids"]], None, str(optim.get("loss", "bce")),
-                [int(c) for c in hp.get("pose_columns", [])])
-    if isinstance(hp, dict) and "model_cfg" in hp:
+    if meta.get("lightning") and "class_ids" in meta:
+        raise UserError(f"{path}: the Lightning checkpoint records no class ids")
+    if meta.get("lightning"):
         raise UserError(f"{path}: a clip classifier checkpoint (task=classification); the demo needs a detector "
                         "(RUN/pretrain, RUN/adapt or RUN/finetune of the detection task)")
     raise UserError(f"{path}: no model description in the checkpoint; pass a model.pt exported by a stage "

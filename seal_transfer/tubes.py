@@ -83,8 +83,8 @@ def extract(cfg: Any, tc: Any, streams: Sequence[str], splits: dict[str, Any], o
     from seal_transfer.models.checkpoints import load_weights
     from seal_transfer.models.config import clip_spec, resolve
     from seal_transfer.models.slowfast import build_detector
+    from seal_transfer.tad.dataset import tube_refs
     from seal_transfer.tad.features import TubeletEncoder, extract_stream
-    from seal_transfer.tad.train import tube_refs
 
     augment = cfg.data.augment
     refs = [r for tubes, paths in splits.values() for r in tube_refs(tubes, paths)]
@@ -127,7 +127,9 @@ def run(cfg: Any) -> int:
     from seal_transfer.data.domains import check_real_roots
     from seal_transfer.stage import run_stage
     from seal_transfer.tad.config import TASK_TITLES, parse_experiment
-    from seal_transfer.tad.train import evaluate_experiment, resolve_device, task_split, train_experiment
+    from seal_transfer.tad.dataset import task_split
+    from seal_transfer.tad.evaluate import evaluate_experiment
+    from seal_transfer.tad.train import resolve_device, train_experiment
     from seal_transfer.utils.fileio import atomic_write, write_json
 
     check_real_roots(cfg, "source")

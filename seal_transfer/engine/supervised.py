@@ -24,7 +24,7 @@ from seal_transfer.engine.fit import (
     throughput_of,
 )
 from seal_transfer.evaluation.frame_map import frame_map
-from seal_transfer.models.checkpoints import load_weights, matching_model_config
+from seal_transfer.models.checkpoints import load_weights, matching_model_config, stored_description_of
 from seal_transfer.models.config import resolve
 from seal_transfer.rundir import VAL_DETECTIONS, WEIGHTS
 
@@ -87,11 +87,7 @@ def _is_head_key(key: str) -> bool:
 
 def _same_label_space(weights: Path, labelmap: LabelMap) -> bool:
     """True unless the weights file records class names that differ from `labelmap` (our exported model.pt does)."""
-    try:
-        meta = torch.load(weights, map_location="cpu", weights_only=True).get("seal_transfer", {})
-    except Exception:  # noqa: BLE001 - foreign formats carry no label space; the loader already vetted the file
-        return True
-    names = meta.get("class_names") if isinstance(meta, dict) else None
+    names = stored_description_of(weights).get("class_names")  # foreign formats record none
     return names is None or list(names) == [labelmap.names[c] for c in labelmap.ids]
 
 

@@ -44,12 +44,9 @@ class StageFigures:
 
 def class_names_from_weights(path: Path) -> dict[int, str]:
     """Class id → name from our exported model.pt's metadata ({} for other files)."""
-    import torch
+    from seal_transfer.models.checkpoints import stored_description_of
 
-    try:
-        meta = torch.load(path, map_location="cpu", weights_only=True).get("seal_transfer", {})
-    except Exception:  # noqa: BLE001 - any unreadable file simply has no names to offer
-        return {}
+    meta = stored_description_of(path)
     ids, names = meta.get("class_ids"), meta.get("class_names")
     if not ids or not names or len(ids) != len(names):
         return {}
