@@ -53,6 +53,14 @@ def pretrain_extract(out_dir: Path) -> dict[str, Any]:
     return {**{k: m[k] for k in keep if k in m}, "val_curve": curve}
 
 
+def _world0_job(run_root: Path, name: str, kind: str, extra: list[str], fields: dict[str, Any],
+                configs: list[str] | None = None) -> Job:
+    """A pretrain on world seed 0 with the calibration's training seed: one capacity point or the old config."""
+    return Job(f"{name}__w0", "pretrain", ["data.synthetic.seed=0", f"seed={TRAIN_SEED}", *extra],
+               run_root / f"{name}_w0", fields={"kind": kind, "world_seed": 0, "seed": TRAIN_SEED, **fields},
+               extract=pretrain_extract, configs=configs)
+
+
 def jobs(run_root: Path, only: str) -> list[Job]:
     out = []
     for world in WORLD_SEEDS:
@@ -61,21 +69,12 @@ def jobs(run_root: Path, only: str) -> list[Job]:
                                                                "seed": TRAIN_SEED}, extract=pretrain_extract))
     if only == "calibration":
         return out
-    for width in WIDTHS:
-        out.append(Job(f"width{width}__w0", "pretrain", ["data.synthetic.seed=0", f"seed={TRAIN_SEED}",
-                                                         f"model.stem_width={width}"],
-                       run_root / f"width{width}_w0", fields={"kind": "capacity", "world_seed": 0,
-                                                              "stem_width": width, "seed": TRAIN_SEED},
-                       extract=pretrain_extract))
-    for epochs in EPOCHS:
-        out.append(Job(f"epochs{epochs}__w0", "pretrain", ["data.synthetic.seed=0", f"seed={TRAIN_SEED}",
-                                                           f"trainer.max_epochs={epochs}"],
-                       run_root / f"epochs{epochs}_w0", fields={"kind": "capacity_epochs", "world_seed": 0,
-                                                                "max_epochs": epochs, "seed": TRAIN_SEED},
-                       extract=pretrain_extract))
-    out.append(Job("old_config__w0", "pretrain", ["data.synthetic.seed=0", f"seed={TRAIN_SEED}"],
-                   run_root / "old_config_w0", fields={"kind": "old_config", "world_seed": 0, "seed": TRAIN_SEED},
-                   extract=pretrain_extract, configs=["configs/previous/table5_synthetic.yaml"]))
+    out += [_world0_job(run_root, f"width{w}", "capacity", [f"model.stem_width={w}"], {"stem_width": w})
+            for w in WIDTHS]
+    out += [_world0_job(run_root, f"epochs{e}", "capacity_epochs", [f"trainer.max_epochs={e}"], {"max_epochs": e})
+            for e in EPOCHS]
+    out.append(_world0_job(run_root, "old_config", "old_config", [], {},
+                           configs=["configs/previous/table5_synthetic.yaml"]))
     return out
 
 

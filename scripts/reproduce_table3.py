@@ -34,7 +34,7 @@ from seal_transfer.experiment import (
     mean_std,
     paired_difference,
     provenance_lines,
-    verdict,
+    verdict_phrase,
 )
 from seal_transfer.utils.fileio import atomic_write
 
@@ -86,9 +86,7 @@ def report(records: list[dict[str, Any]], out: Path, note: str) -> None:
         else:
             lines.append(f"| {d} | (not run yet) | 0 | — |")
     diff = paired_difference(vals["4fps"], vals["1fps"])
-    said = {"above": "the 95 % interval lies above zero", "below": "the 95 % interval lies below zero",
-            "inconclusive": "the 95 % interval includes zero", "too few seeds": "fewer than 2 paired seeds, no verdict"}
-    lines += ["", f"**4 fps − 1 fps, paired by seed:** {describe_interval(diff, ' points')}: {said[verdict(diff)]} "
+    lines += ["", f"**4 fps − 1 fps, paired by seed:** {describe_interval(diff, ' points')}: {verdict_phrase(diff)} "
               "(paper: +0.61 top-50 mAP; the synthetic world has 21 classes, so top-50 is all of them).", "",
               *provenance_lines(records, note)]
     with atomic_write(out) as handle:

@@ -40,7 +40,7 @@ from seal_transfer.experiment import (
     paired_difference,
     provenance_lines,
     run_jobs,
-    verdict,
+    verdict_phrase,
 )
 from seal_transfer.utils.fileio import atomic_write
 
@@ -132,11 +132,12 @@ class Plan:
                          extract=finetune_extract)
 
     def ordered(self) -> list[Job]:
-        """Seed by seed (so paired comparisons grow), the scarce-label fraction first, the sweep last."""
+        """Fraction by fraction in the plan's order (the scarce-label one first: where transfer matters most, and
+        4x cheaper to finetune), seed by seed within it (so paired comparisons grow); the sweep, then the curve."""
         jobs: list[Job] = []
         sweep = self.plan.get("lambda_sweep") or {}
-        for seed in self.plan["seeds"]:
-            for fraction in self.plan["fractions"]:
+        for fraction in self.plan["fractions"]:
+            for seed in self.plan["seeds"]:
                 jobs += [self.finetune(row, fraction, seed) for row in self.plan["rows"]]
         for seed in self.plan["seeds"]:
             for lam in sweep.get("values", []):
@@ -249,16 +250,17 @@ def answer_lines(vals: dict[str, dict[int, float]], ref: str) -> list[str]:
         ordered = means["generic"] < means["seal"] < means["seal_adapt"]
         d = paired_difference(vals["seal_adapt"], vals["seal"])
         out.append(f"- **Paper ordering (generic < SEAL < SEAL + adapt):** means {'are' if ordered else 'are not'} "
-                   f"ordered so; SEAL + adapt − SEAL is {verdict(d)} zero at 95 % ({describe_interval(d)}).")
+                   f"ordered so; SEAL + adapt − SEAL: {verdict_phrase(d)} ({describe_interval(d)}).")
     if "seal_oracle" in means and ref in means:
         d = paired_difference(vals["seal_oracle"], vals[ref])
-        out.append(f"- **Headroom (oracle − SEAL):** {verdict(d)} zero ({describe_interval(d)}).")
+        out.append(f"- **Headroom (oracle − SEAL):** {verdict_phrase(d)} ({describe_interval(d)}).")
     if "seal_adapt" in means and "seal_random" in means:
         d = paired_difference(vals["seal_adapt"], vals["seal_random"])
-        out.append(f"- **Rule vs random labels (SEAL + adapt − random):** {verdict(d)} zero ({describe_interval(d)}).")
+        out.append(f"- **Rule vs random labels (SEAL + adapt − random):** {verdict_phrase(d)} "
+                   f"({describe_interval(d)}).")
     if "generic" in means and ref in means:
         d = paired_difference(vals[ref], vals["generic"])
-        out.append(f"- **SEAL − generic:** {verdict(d)} zero ({describe_interval(d)}).")
+        out.append(f"- **SEAL − generic:** {verdict_phrase(d)} ({describe_interval(d)}).")
     return out or ["- Too few rows finished to answer yet."]
 
 
@@ -307,7 +309,7 @@ def rounds_lines(adapts: list[dict[str, Any]]) -> list[str]:
                          f"{rd['samples_seen']} | {f(rd['pseudo_label_precision'])} | "
                          f"{f(rd['majority_class_frequency'])} | {f(rd['argmax_precision'])} | "
                          f"{rd['kept_classes']} ({rd['truth_classes']}) | {f(rd['largest_class_share'])} | "
-                         f"{f(rd['kept_label_entropy'])} |")
+                         f"{f(abs(rd['kept_label_entropy']) if rd['kept_label_entropy'] is not None else None)} |")
     return lines + [""]
 
 

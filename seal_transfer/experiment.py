@@ -162,6 +162,17 @@ def verdict(diff: dict[str, Any]) -> str:
     return "inconclusive"
 
 
+_VERDICT_PHRASES = {"above": "the paired 95 % interval lies above zero",
+                    "below": "the paired 95 % interval lies below zero",
+                    "inconclusive": "the paired 95 % interval includes zero",
+                    "too few seeds": "fewer than 2 paired seeds: no verdict yet"}
+
+
+def verdict_phrase(diff: dict[str, Any]) -> str:
+    """`verdict` as a clause a report can print: 'the paired 95 % interval lies above zero', ..."""
+    return _VERDICT_PHRASES[verdict(diff)]
+
+
 def by_seed(records: Iterable[dict[str, Any]], metric: str, **match: Any) -> dict[int, float]:
     """{seed: record[metric]} over records whose fields equal `match`."""
     out: dict[int, float] = {}

@@ -20,6 +20,7 @@ from seal_transfer.experiment import (
     record_path,
     t975,
     verdict,
+    verdict_phrase,
 )
 
 FAKE_STAGE = '''
@@ -114,6 +115,9 @@ def test_paired_difference_matches_hand_computation() -> None:
     assert verdict(d) == "above" and d["wins"] == 5
     assert verdict(paired_difference({0: 1.0, 1: 0.0}, {0: 0.0, 1: 1.0})) == "inconclusive"
     assert verdict(paired_difference({0: 1.0}, {0: 0.0})) == "too few seeds"
+    assert verdict_phrase(d) == "the paired 95 % interval lies above zero"
+    assert verdict_phrase(paired_difference({0: -2.0, 1: -3.0, 2: -2.5, 3: -2.2}, {s: 0.0 for s in range(4)})) == (
+        "the paired 95 % interval lies below zero")
     assert t975(1) == 12.706 and t975(100) == 1.96
 
 
