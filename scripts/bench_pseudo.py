@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
+from bench_train import build_module, make_batch, sync  # the sibling script (scripts/ is sys.path[0])
 
-from scripts.bench_train import build_module, make_batch, sync
 from seal_transfer.models.config import ModelConfig
 from seal_transfer.utils.fileio import atomic_write
 
