@@ -31,15 +31,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from seal_transfer.data.clip import ClipSpec, pack_pathways
+from seal_transfer.data.config import AugmentConfig
+from seal_transfer.data.datasets import KeyframeDataset, build_keyframe_index
+from seal_transfer.data.formats.ava import AvaTable, VideoTiming
+from seal_transfer.data.transforms import ClipTransform
+from seal_transfer.data.video import clip_frame_indices, write_video
+from seal_transfer.data.workers import keep_freed_memory
+from seal_transfer.utils.fileio import atomic_write
 
-from seal_transfer.data.datasets import ClipSpec, KeyframeDataset, build_keyframe_index  # noqa: E402
-from seal_transfer.data.formats.ava import AvaTable, VideoTiming  # noqa: E402
-from seal_transfer.data.transforms import AugmentConfig, ClipTransform  # noqa: E402
-from seal_transfer.data.video import clip_frame_indices, pack_pathways, write_video  # noqa: E402
-from seal_transfer.data.workers import keep_freed_memory  # noqa: E402
-from seal_transfer.utils.fileio import atomic_write  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass

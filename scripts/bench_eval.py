@@ -29,12 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from seal_transfer.data.formats.ava import read_labelmap
+from seal_transfer.utils.fileio import atomic_write, write_json
 
-from seal_transfer.data.formats.ava import read_labelmap  # noqa: E402
-from seal_transfer.utils.fileio import atomic_write, write_json  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 LABELMAP = REPO / "seal_transfer" / "resources" / "ava_action_list_v2.2_for_activitynet_2019.pbtxt"
 N_VIDEOS = 64

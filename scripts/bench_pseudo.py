@@ -20,13 +20,12 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
+from bench_train import build_module, make_batch, sync  # the sibling script (scripts/ is sys.path[0])
+
+from seal_transfer.models.config import ModelConfig
+from seal_transfer.utils.fileio import atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from scripts.bench_train import build_module, make_batch, sync  # noqa: E402
-from seal_transfer.models.slowfast import ModelConfig  # noqa: E402
-from seal_transfer.utils.fileio import atomic_write  # noqa: E402
 
 
 @torch.inference_mode()

@@ -26,19 +26,21 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from seal_transfer.config import Config
-from seal_transfer.configuration import load_config
+from seal_transfer.config.loader import load_config, with_overrides
 from seal_transfer.data.datamodules import make_keyframe_split
 from seal_transfer.data.datasets import collate_keyframes
 from seal_transfer.data.domains import load_source_split
 from seal_transfer.engine.detection import DetectionModule
 from seal_transfer.engine.schedule import build_optimizer
 from seal_transfer.engine.supervised import pose_columns
+from seal_transfer.models.config import clip_spec
 from seal_transfer.utils.fileio import atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,18 +48,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def bare_loop(cfg: Any, steps: int) -> dict[str, float]:
     """Samples/s of forward + backward + optimiser step on pre-built batches of the real training set."""
-    from omegaconf import OmegaConf
-
     split = load_source_split(cfg, "train", dense=True)
-    train = make_keyframe_split(OmegaConf.merge(cfg, {"data": {"preload": False}}), split, train=True,
+    no_preload = with_overrides(cfg, {"data.preload": False})
+    train = make_keyframe_split(no_preload, split, clip=clip_spec(cfg.model), train=True,
                                 what="bench (building batches)")
     bs = int(cfg.data.batch_size)
     n_batches = min(steps, max(len(train.dataset) // bs, 1))
     gen = torch.Generator().manual_seed(0)
     order = torch.randperm(len(train.dataset), generator=gen).tolist()
     batches = [collate_keyframes([train.dataset[i] for i in order[b * bs:(b + 1) * bs]]) for b in range(n_batches)]
-    module = DetectionModule(OmegaConf.to_container(cfg.model, resolve=True),
-                             OmegaConf.to_container(cfg.optim, resolve=True), len(split.labelmap),
+    module = DetectionModule(asdict(cfg.model), asdict(cfg.optim), len(split.labelmap),
                              pose_columns(split.labelmap, cfg.optim.pose_label_type), split.labelmap.ids)
     module.train()
     optimizer = build_optimizer(module.named_parameters(), module.optim_cfg)

@@ -27,14 +27,12 @@ from typing import Any, Optional
 import torch
 import torch.nn.functional as F
 
+from seal_transfer.engine.config import OptimConfig
+from seal_transfer.engine.detection import DetectionModule
+from seal_transfer.models.config import ModelConfig, resolve
+from seal_transfer.utils.fileio import atomic_write
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from seal_transfer.config import OptimConfig  # noqa: E402
-from seal_transfer.engine.detection import DetectionModule  # noqa: E402
-from seal_transfer.models.slowfast import ModelConfig, resolve  # noqa: E402
-from seal_transfer.utils.fileio import atomic_write  # noqa: E402
-
 PEAK_TFLOPS_BF16 = {"H200": 989.5, "H100": 989.5, "A100": 312.0, "L40S": 362.0, "A10": 125.0, "V100": 125.0}
 
 

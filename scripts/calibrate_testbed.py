@@ -118,7 +118,7 @@ def plot(records: list[dict[str, Any]], out: Path) -> None:
 def _class_names(world_seed: int) -> dict[int, str]:
     """Source class names from the cached world's label map, if the world is on this machine (else ids only)."""
     from seal_transfer.data.formats.ava import read_labelmap
-    from seal_transfer.data.synthetic import SynthConfig
+    from seal_transfer.data.synthetic.config import SynthConfig
     from seal_transfer.data.synthetic.world import world_name
 
     path = Path("~/.cache/seal_transfer").expanduser() / world_name(SynthConfig(preset="small", seed=world_seed))

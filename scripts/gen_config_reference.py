@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 OUT = ROOT / "docs" / "config_reference.md"
 
@@ -45,7 +44,7 @@ def _section_of(key: str) -> str:
 
 
 def render() -> str:
-    from seal_transfer.configuration import describe_keys
+    from seal_transfer.config.loader import describe_keys
 
     lines = [
         "# Config reference",

@@ -15,10 +15,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from seal_transfer.cli import guarded_main  # noqa: E402
-from seal_transfer.errors import UserError  # noqa: E402
+from seal_transfer.cli import guarded_main
+from seal_transfer.errors import UserError
 
 
 def _class_list(text: str) -> list[int]:

@@ -17,11 +17,10 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+
+from seal_transfer.experiment import comparable_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
-TIMING_KEYS = {"wall_time_s", "labelling_seconds", "boxes_per_second", "train_loop_seconds", "train_samples_per_s",
-               "seconds"}  # "seconds": the tubes stage's per-stream extraction time
 # Coarse tube windows and a small temporal detector keep the tubes stage to seconds (as in tests/test_tubes_cli.py).
 TUBES_FAST = [
     "tubes.slowfast.fps=20", "tubes.slowfast.window=8", "tubes.slowfast.stride=20", "tubes.slowfast.short_side=48",
@@ -42,16 +41,6 @@ def run_chain(out: Path) -> None:
         subprocess.run([sys.executable, "-m", f"seal_transfer.{stage}", *common, *extra], cwd=ROOT, check=True)
 
 
-def _comparable(value: Any, run_dir: Path) -> Any:
-    if isinstance(value, dict):
-        return {k: _comparable(v, run_dir) for k, v in value.items() if k not in TIMING_KEYS}
-    if isinstance(value, list):
-        return [_comparable(v, run_dir) for v in value]
-    if isinstance(value, str):
-        return value.replace(str(run_dir), "RUN")
-    return value
-
-
 def compare(a: Path, b: Path) -> int:
     files = sorted({p.relative_to(a) for pattern in ("*/metrics.json", "*/round_*/metrics.json", "**/pseudo_labels.csv",
                                                       "**/val_detections.csv") for p in a.glob(pattern)})
@@ -66,8 +55,8 @@ def compare(a: Path, b: Path) -> int:
             differ += 1
             continue
         if rel.suffix == ".json":
-            same = (_comparable(json.loads((a / rel).read_text()), a)
-                    == _comparable(json.loads(other.read_text()), b))
+            same = (comparable_metrics(json.loads((a / rel).read_text()), a)
+                    == comparable_metrics(json.loads(other.read_text()), b))
         else:
             same = (a / rel).read_bytes() == other.read_bytes()
         print(f"{'same' if same else 'DIFFERS'}  {rel}")

@@ -13,8 +13,8 @@ from typing import Any
 
 from seal_transfer.cli import guarded_main, stage_main
 from seal_transfer.data.domains import check_real_roots
-from seal_transfer.engine.stages import resolve_init, run_stage
 from seal_transfer.errors import UserError
+from seal_transfer.stage import resolve_init, run_stage
 
 SECTIONS = (
     "run_dir",

@@ -54,7 +54,7 @@ def _discard_stdout() -> None:
         os.close(devnull)
 
 
-def parse_stage_args(prog: str, description: str, argv: Sequence[str]) -> tuple[list[str], list[str], bool, bool]:
+def parse_stage_args(prog: str, argv: Sequence[str]) -> tuple[list[str], list[str], bool, bool]:
     """Split `[--config FILE]... [key=value]... [--print-config] [--help]` (argparse would reject `key=value`)."""
     files: list[str] = []
     overrides: list[str] = []
@@ -87,29 +87,33 @@ def parse_stage_args(prog: str, description: str, argv: Sequence[str]) -> tuple[
 def stage_main(
     prog: str,
     description: str,
-    sections: Sequence[str],
+    sections: Sequence[str] | None,
     run: Callable[[object], int | None],
     stage_defaults: dict | None = None,
     schema: type | None = None,
-    check: Callable[[object], None] | None = None,
 ) -> Callable[[Sequence[str]], int | None]:
-    """Build the `main(argv)` of a stage CLI that follows the project's conventions (see README, 'CLI')."""
-    from seal_transfer.config import Config, validate
-    from seal_transfer.configuration import describe_keys, load_config, to_yaml
+    """Build the `main(argv)` of a stage CLI that follows the project's conventions (see README, 'CLI').
 
-    if schema is None:
-        schema, check = Config, validate
+    The config is loaded and checked once, here (`seal_transfer.config.load_config`: unknown keys, types and
+    every section's `validate`), before `run` gets the typed config; `schema` defaults to the stage `Config`.
+    """
 
     def main(argv: Sequence[str]) -> int | None:
-        files, overrides, show_help, print_config = parse_stage_args(prog, description, argv)
+        from seal_transfer.config.loader import describe_keys, load_config, to_yaml
+
+        if schema is None:
+            from seal_transfer.config.schema import Config
+
+            use = Config
+        else:
+            use = schema
+        files, overrides, show_help, print_config = parse_stage_args(prog, argv)
         if show_help:
             print(f"usage: python -m {prog} [--config FILE]... [key=value]... [--print-config]\n\n{description}\n")
             print("keys (default shown; later --config files and key=value overrides win):")
-            print(describe_keys(schema, sections))
+            print(describe_keys(use, sections))
             return EXIT_OK
-        cfg = load_config(schema, files, overrides, base=stage_defaults)
-        if check is not None:
-            check(cfg)
+        cfg = load_config(use, files, overrides, base=stage_defaults)
         if print_config:
             print(to_yaml(cfg), end="")
             return EXIT_OK

@@ -32,6 +32,23 @@ from seal_transfer.utils.fileio import write_json
 
 RECORD_VERSION = 1
 
+# Metrics that legitimately differ between two runs of one command: timings (the tubes stage's per-stream
+# extraction time is its "seconds"). Everything else a stage writes must repeat exactly.
+TIMING_KEYS = frozenset({"wall_time_s", "labelling_seconds", "boxes_per_second", "train_loop_seconds",
+                         "train_samples_per_s", "seconds"})
+
+
+def comparable_metrics(metrics: Any, run_dir: Path) -> Any:
+    """`metrics` without its timings and with the run folder's own path replaced by RUN: what two runs of one
+    command must agree on (resume tests, `scripts/smoke_chain.py`)."""
+    if isinstance(metrics, dict):
+        return {k: comparable_metrics(v, run_dir) for k, v in metrics.items() if k not in TIMING_KEYS}
+    if isinstance(metrics, list):
+        return [comparable_metrics(v, run_dir) for v in metrics]
+    if isinstance(metrics, str):
+        return metrics.replace(str(run_dir), "RUN")
+    return metrics
+
 
 def config_hash(*parts: Any) -> str:
     """Stable 16-hex-digit hash of JSON-serialisable parts (dict keys sorted)."""

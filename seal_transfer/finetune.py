@@ -8,15 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from seal_transfer.cli import guarded_main, stage_main
-from seal_transfer.data.datamodules import make_keyframe_split
 from seal_transfer.data.domains import (
     check_real_roots,
     ignored_eval_rows,
     load_target_split,
     restrict_to_labelled_videos,
 )
-from seal_transfer.engine.stages import resolve_init, run_stage
-from seal_transfer.engine.supervised import DetectionJob, run_detection_job
+from seal_transfer.models.config import clip_spec
+from seal_transfer.stage import resolve_init, run_stage
 
 SECTIONS = ("run_dir", "init", "seed", "force", "allow_pickle_checkpoints", "data", "model", "optim", "trainer")
 DESCRIPTION = "Finetune SlowFast + RoI head on the target domain (AVA layout) and report frame-mAP@0.5."
@@ -26,6 +25,10 @@ def finetune(cfg: Any) -> int:
     check_real_roots(cfg, "target")
 
     def work(out_dir: Path) -> dict[str, Any]:
+        # Torch and Lightning load here, not at import: `--help` and config errors answer in under a second.
+        from seal_transfer.data.datamodules import make_keyframe_split
+        from seal_transfer.engine.supervised import DetectionJob, run_detection_job
+
         init, origin = resolve_init(cfg, "finetune")
         print(f"[finetune] starting from {origin}")
         train_split = load_target_split(cfg, "train")
@@ -42,8 +45,9 @@ def finetune(cfg: Any) -> int:
         # Validation boxes: GT boxes, or a person detector's boxes (scored against the same GT rows).
         use_detector = cfg.data.target.val_boxes is not None
         val_split = load_target_split(cfg, "val", boxes="detector") if use_detector else val_gt
-        train = make_keyframe_split(cfg, train_split, train=True, what="target train")
-        val = make_keyframe_split(cfg, val_split, train=False, labelled=not use_detector, what="target val")
+        train = make_keyframe_split(cfg, train_split, clip=clip_spec(cfg.model), train=True, what="target train")
+        val = make_keyframe_split(cfg, val_split, clip=clip_spec(cfg.model), train=False, labelled=not use_detector,
+                                  what="target val")
         eval_ids = [c for c in val_gt.eval_labelmap.ids if c in set(train_split.labelmap.ids)]
         unknown, not_evaluated, first_unknown = ignored_eval_rows(val_gt.table, train_split.labelmap, eval_ids)
         if unknown or not_evaluated:  # frame-mAP ignores both, as the official evaluator does: say how many

@@ -8,14 +8,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
-
 from seal_transfer.cli import guarded_main, stage_main
-from seal_transfer.data.datamodules import make_keyframe_split
 from seal_transfer.data.domains import check_real_roots, class_frequencies, load_source_split
-from seal_transfer.engine.stages import resolve_init, run_stage
-from seal_transfer.engine.supervised import DetectionJob, run_detection_job
-from seal_transfer.evaluation.clip_map import BucketConfig, bucket_classes, bucketed_map
+from seal_transfer.evaluation.clip_map import bucket_classes, bucketed_map
+from seal_transfer.models.config import clip_spec
+from seal_transfer.stage import resolve_init, run_stage
 
 SECTIONS = (
     "run_dir",
@@ -44,14 +41,18 @@ def pretrain(cfg: Any) -> int:
         return run_stage(cfg, "pretrain", lambda out_dir: run_classification_pretrain(cfg, out_dir))
 
     def work(out_dir: Path) -> dict[str, Any]:
+        # Torch and Lightning load here, not at import: `--help` and config errors answer in under a second.
+        from seal_transfer.data.datamodules import make_keyframe_split
+        from seal_transfer.engine.supervised import DetectionJob, run_detection_job
+
         init, origin = resolve_init(cfg, "pretrain")
         print(f"[pretrain] starting from {origin}")
         train_split = load_source_split(cfg, "train", dense=True)
         val_split = load_source_split(cfg, "val", dense=False)
-        train = make_keyframe_split(cfg, train_split, train=True, what="SEAL Clips train")
-        val = make_keyframe_split(cfg, val_split, train=False, what="SEAL Clips val")
+        train = make_keyframe_split(cfg, train_split, clip=clip_spec(cfg.model), train=True, what="SEAL Clips train")
+        val = make_keyframe_split(cfg, val_split, clip=clip_spec(cfg.model), train=False, what="SEAL Clips val")
         counts = class_frequencies(train_split.table)
-        bucket_cfg = BucketConfig(**OmegaConf.to_container(cfg.buckets, resolve=True))
+        bucket_cfg = cfg.buckets
         buckets = bucket_classes(counts, bucket_cfg)
 
         def table3(per_class: dict[int, float]) -> dict[str, float]:

@@ -8,6 +8,7 @@ sweep is re-run, like every stage.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 import sys
@@ -15,11 +16,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
-
 from seal_transfer.cli import guarded_main, stage_main
-from seal_transfer.engine.rundir import is_finished, stage_dir
+from seal_transfer.config.loader import with_overrides
 from seal_transfer.errors import UserError
+from seal_transfer.rundir import METRICS, WEIGHTS, is_finished, stage_dir
 from seal_transfer.utils.fileio import atomic_write, write_json
 
 SECTIONS = ("run_dir", "seed", "sweep", "adapt", "data", "model", "optim", "trainer")
@@ -30,18 +30,30 @@ def _slug(key: str, value: Any) -> str:
     return f"{key}={value}".replace("/", "_")
 
 
-def _run_value(cfg: Any, value: Any, pretrain: Path) -> dict[str, Any]:
+def _is_key(cfg: Any, dotted: str) -> bool:
+    node = cfg
+    for part in dotted.split("."):
+        if not dataclasses.is_dataclass(node) or part not in {f.name for f in dataclasses.fields(node)}:
+            return False
+        node = getattr(node, part)
+    return True
+
+
+def _value_config(cfg: Any, value: Any) -> Any:
+    """The run config of one value: its own run dir, the swept key set (typed and checked like an override)."""
+    run_dir = Path(cfg.run_dir) / "sweep" / _slug(cfg.sweep.key, value)
+    return with_overrides(cfg, {"run_dir": str(run_dir), "init": None, cfg.sweep.key: value})
+
+
+def _run_value(child: Any, value: Any, pretrain: Path) -> dict[str, Any]:
     from seal_transfer.adapt import adapt
     from seal_transfer.finetune import finetune
 
-    key = cfg.sweep.key
-    run_dir = Path(cfg.run_dir) / "sweep" / _slug(key, value)
-    child = OmegaConf.merge(cfg, {"run_dir": str(run_dir), "init": None})
-    OmegaConf.update(child, key, value, merge=False)
+    run_dir = Path(child.run_dir)
     # adapt starts from the shared pretrain weights; finetune then follows the run dir's chain (→ adapt).
-    adapt(OmegaConf.merge(child, {"init": str(pretrain)}))
+    adapt(with_overrides(child, {"init": str(pretrain)}))
     row: dict[str, Any] = {"value": value, "run_dir": str(run_dir)}
-    adapt_metrics = json.loads((stage_dir(run_dir, "adapt") / "metrics.json").read_text())
+    adapt_metrics = json.loads((stage_dir(run_dir, "adapt") / METRICS).read_text())
     row["kept_fraction"] = adapt_metrics.get("kept_fraction")
     row["pseudo_label_precision"] = adapt_metrics.get("pseudo_label_precision")
     row["per_round"] = [
@@ -50,9 +62,9 @@ def _run_value(cfg: Any, value: Any, pretrain: Path) -> dict[str, Any]:
     ]
     if row["per_round"]:
         row["round1_kept_fraction"] = row["per_round"][0].get("kept_fraction")
-    if cfg.sweep.finetune:
+    if child.sweep.finetune:
         finetune(child)
-        row["mAP"] = json.loads((stage_dir(run_dir, "finetune") / "metrics.json").read_text()).get("mAP")
+        row["mAP"] = json.loads((stage_dir(run_dir, "finetune") / METRICS).read_text()).get("mAP")
     return row
 
 
@@ -91,11 +103,17 @@ def write_sweep_table(rows: list[dict[str, Any]], key: str, out_md: Path, note: 
 def sweep(cfg: Any) -> int:
     from seal_transfer.pretrain import pretrain
 
-    values = list(cfg.sweep["values"])  # `.values` is DictConfig.values()
+    values = list(cfg.sweep.values)
     if not values:
         raise UserError("config key 'sweep.values' is empty; give a list, e.g. sweep.values=[0.1,0.3,0.5]")
-    if OmegaConf.select(cfg, cfg.sweep.key, default="__missing__") == "__missing__":
+    if not _is_key(cfg, cfg.sweep.key):
         raise UserError(f"config key 'sweep.key': '{cfg.sweep.key}' is not a config key")
+    if cfg.sweep.key.split(".")[0] in ("run_dir", "init", "sweep"):
+        raise UserError(f"config key 'sweep.key': '{cfg.sweep.key}' cannot be swept")
+    try:  # every value is checked before any work, as the command line's own keys are
+        children = [_value_config(cfg, value) for value in values]
+    except UserError as exc:
+        raise UserError(f"config key 'sweep.key': {exc}") from None
     started = time.time()
     pre_dir = stage_dir(cfg.run_dir, "pretrain")
     if not is_finished(pre_dir):
@@ -104,7 +122,7 @@ def sweep(cfg: Any) -> int:
     rows = []
     for i, value in enumerate(values, start=1):
         print(f"\n[sweep] {cfg.sweep.key}={value} ({i}/{len(values)})")
-        rows.append(_run_value(cfg, value, pre_dir / "model.pt"))
+        rows.append(_run_value(children[i - 1], value, pre_dir / WEIGHTS))
     out = Path(cfg.sweep.out)
     note = cfg.sweep.note or (
         f"Run dir `{cfg.run_dir}`; every value starts from the same `{pre_dir / 'model.pt'}`. "

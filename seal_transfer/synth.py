@@ -23,16 +23,16 @@ class SynthCommand:
     cache_dir: str = "~/.cache/seal_transfer"
     force: bool = False  # regenerate even if the folder already holds a world
 
+    def validate(self, key: str = "") -> None:
+        from seal_transfer.data.synthetic.config import PRESETS
 
-def _check(cfg: Any) -> None:
-    from seal_transfer.data.synthetic import PRESETS
-
-    if cfg.preset not in PRESETS:
-        raise UserError(f"config key 'preset': '{cfg.preset}' is not one of {', '.join(PRESETS)}")
+        if self.preset not in PRESETS:
+            raise UserError(f"config key 'preset': '{self.preset}' is not one of {', '.join(PRESETS)}")
 
 
 def synth(cfg: Any) -> int:
-    from seal_transfer.data.synthetic import SynthConfig, describe_world, ensure_world, generate_world
+    from seal_transfer.data.synthetic.config import SynthConfig
+    from seal_transfer.data.synthetic.world import describe_world, ensure_world, generate_world
 
     synth_cfg = SynthConfig(preset=cfg.preset, seed=int(cfg.seed))
     if cfg.out is None:
@@ -47,7 +47,7 @@ def synth(cfg: Any) -> int:
     return 0
 
 
-main = stage_main("seal_transfer.synth", DESCRIPTION, None, synth, schema=SynthCommand, check=_check)
+main = stage_main("seal_transfer.synth", DESCRIPTION, None, synth, schema=SynthCommand)
 
 
 def cli() -> None:

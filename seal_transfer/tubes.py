@@ -20,6 +20,7 @@ from typing import Any, Optional
 
 from seal_transfer.cli import guarded_main, stage_main
 from seal_transfer.errors import UserError
+from seal_transfer.rundir import CHECKPOINTS, METRICS, WEIGHTS
 
 SECTIONS = ("run_dir", "init", "seed", "force", "allow_pickle_checkpoints", "data", "model", "trainer", "tubes")
 DESCRIPTION = ("SEAL Tubes temporal action detection (Table 4): tubelet features (extract), per-tube temporal "
@@ -59,7 +60,7 @@ def _load_split(cfg: Any, split: str) -> tuple[Any, dict[str, Path]]:
 
 
 def _stream_weights(cfg: Any, tc: Any, stream: str) -> tuple[Optional[Path], str]:
-    from seal_transfer.engine.stages import resolve_init
+    from seal_transfer.stage import resolve_init
 
     if stream == "slowfast":
         weights, origin = resolve_init(cfg, STAGE)
@@ -78,15 +79,14 @@ def _stream_weights(cfg: Any, tc: Any, stream: str) -> tuple[Optional[Path], str
 def extract(cfg: Any, tc: Any, streams: Sequence[str], splits: dict[str, Any], out_dir: Path, device: str
             ) -> dict[str, Any]:
     import torch
-    from omegaconf import OmegaConf
 
-    from seal_transfer.data.transforms import AugmentConfig
-    from seal_transfer.engine.tube_features import TubeletEncoder, extract_stream
-    from seal_transfer.engine.tubes import tube_refs
     from seal_transfer.models.checkpoints import load_weights
-    from seal_transfer.models.slowfast import build_detector, input_spec, resolve
+    from seal_transfer.models.config import clip_spec, resolve
+    from seal_transfer.models.slowfast import build_detector
+    from seal_transfer.tad.dataset import tube_refs
+    from seal_transfer.tad.features import TubeletEncoder, extract_stream
 
-    augment = AugmentConfig(**OmegaConf.to_container(cfg.data.augment, resolve=True))
+    augment = cfg.data.augment
     refs = [r for tubes, paths in splits.values() for r in tube_refs(tubes, paths)]
     report: dict[str, Any] = {}
     for stream in streams:
@@ -105,7 +105,7 @@ def extract(cfg: Any, tc: Any, streams: Sequence[str], splits: dict[str, Any], o
         started = time.time()
         result = extract_stream(
             refs, TubeletEncoder(detector, resolved.alpha), stream_cfg, out_dir / "features" / stream, augment,
-            signature=signature, model_frames=input_spec(cfg.model).num_fast_frames,
+            signature=signature, model_frames=clip_spec(cfg.model).num_frames,
             batch_windows=tc.batch_windows, chunk_windows=tc.chunk_windows, num_workers=int(cfg.data.num_workers),
             dtype=tc.feature_dtype, overwrite=tc.overwrite_features, device=device, progress=tc.progress,
             desc=f"{stream} features",
@@ -124,35 +124,21 @@ def extract(cfg: Any, tc: Any, streams: Sequence[str], splits: dict[str, Any], o
 
 
 def run(cfg: Any) -> int:
-    from seal_transfer.configuration import to_yaml
     from seal_transfer.data.domains import check_real_roots
-    from seal_transfer.engine.rundir import is_finished, stage_dir, stage_lock
-    from seal_transfer.engine.stages import print_summary
-    from seal_transfer.engine.tubes import (
-        TASK_TITLES,
-        evaluate_experiment,
-        parse_experiment,
-        resolve_device,
-        task_split,
-        train_experiment,
-        tubes_config,
-    )
+    from seal_transfer.stage import run_stage
+    from seal_transfer.tad.config import TASK_TITLES, parse_experiment
+    from seal_transfer.tad.dataset import task_split
+    from seal_transfer.tad.evaluate import evaluate_experiment
+    from seal_transfer.tad.train import resolve_device, train_experiment
     from seal_transfer.utils.fileio import atomic_write, write_json
 
     check_real_roots(cfg, "source")
-    tc = tubes_config(cfg)
+    tc = cfg.tubes
     device = resolve_device(tc.device)
     experiments = [parse_experiment(e) for e in tc.experiments]
-    out_dir = stage_dir(cfg.run_dir, STAGE)
     step = tc.step
-    with stage_lock(out_dir):
-        if step in ("all", "evaluate") and is_finished(out_dir) and not cfg.force:
-            print(f"[tubes] already finished: {out_dir / 'metrics.json'} (pass force=true to redo)")
-            return 0
-        if cfg.force:
-            (out_dir / "metrics.json").unlink(missing_ok=True)
-        with atomic_write(out_dir / "config.yaml") as handle:
-            handle.write(to_yaml(cfg))
+
+    def work(out_dir: Path) -> dict[str, Any]:
         started = time.time()
         splits = {split: _load_split(cfg, split) for split in ("train", "val")}
         metrics: dict[str, Any] = {"stage": STAGE, "step": step, "device": device}
@@ -165,9 +151,9 @@ def run(cfg: Any) -> int:
             for exp in experiments:
                 exp_dir = out_dir / exp.name
                 if cfg.force:
-                    (exp_dir / "model.pt").unlink(missing_ok=True)
-                    shutil.rmtree(exp_dir / "checkpoints", ignore_errors=True)
-                if (exp_dir / "model.pt").is_file():
+                    (exp_dir / WEIGHTS).unlink(missing_ok=True)
+                    shutil.rmtree(exp_dir / CHECKPOINTS, ignore_errors=True)
+                if (exp_dir / WEIGHTS).is_file():
                     print(f"[tubes] {exp.name}: already trained ({exp_dir / 'model.pt'})")
                     continue
                 print(f"[tubes] training {exp.name} ({TASK_TITLES[exp.task]}, {exp.features_title})")
@@ -187,17 +173,17 @@ def run(cfg: Any) -> int:
             with atomic_write(out_dir / "table4.md") as handle:
                 handle.write(metrics["table4"])
         metrics["wall_time_s"] = round(time.time() - started, 1)
-        if step in ("evaluate", "all"):
-            write_json(out_dir / "metrics.json", metrics)  # last: marks the stage finished
-        else:
-            write_json(out_dir / f"{step}.json", metrics)
-    print_summary(STAGE, out_dir, {k: v for k, v in metrics.items() if k not in ("stage", "step", "device")})
-    return 0
+        return metrics
+
+    # Only the evaluating steps finish the stage; force redoes the training and evaluation but keeps the
+    # extracted features (they are per tube and skipped when present; tubes.overwrite_features recomputes them).
+    return run_stage(cfg, STAGE, work, finishes=step in ("evaluate", "all"), record=f"{step}.json",
+                     redo=lambda out_dir: (out_dir / METRICS).unlink(missing_ok=True), plots=False)
 
 
 def table4_markdown(experiments: Sequence[Any], rows: dict[str, dict[str, Any]], tc: Any) -> str:
     """Table 4's layout: AA rows with their bucket columns, then CA rows with theirs (average mAP in %)."""
-    from seal_transfer.engine.tubes import TASK_TITLES
+    from seal_transfer.tad.config import TASK_TITLES
 
     lines: list[str] = []
     for task in ("aa", "ca"):

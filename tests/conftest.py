@@ -21,7 +21,8 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The `tiny` synthetic world, generated once for the whole test session (seconds)."""
-    from seal_transfer.data.synthetic import SynthConfig, ensure_world
+    from seal_transfer.data.synthetic.config import SynthConfig
+    from seal_transfer.data.synthetic.world import ensure_world
 
     cache = tmp_path_factory.mktemp("world_cache")
     return Path(ensure_world(SynthConfig(preset="tiny", seed=0), cache))

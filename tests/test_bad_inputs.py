@@ -99,7 +99,8 @@ def _row(fields: list[str], **changes: str) -> str:
 
 
 def _small_ckpt(path: Path, num_classes: int) -> Path:
-    from seal_transfer.models.slowfast import ModelConfig, build_detector
+    from seal_transfer.models.config import ModelConfig
+    from seal_transfer.models.slowfast import build_detector
 
     model = build_detector(ModelConfig(preset="tiny"), num_classes)
     torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}, path)
@@ -540,9 +541,10 @@ def test_inverted_train_box_is_read_with_one_warning(tmp_path: Path, tiny_world:
     """x2 < x1 in the training GT used to be refused (a bad-input case); the official AVA reader reads such rows,
     so the training reader does too and says so in one line."""
     from seal_transfer.config import Config
-    from seal_transfer.configuration import load_config
+    from seal_transfer.config.loader import load_config
     from seal_transfer.data.datamodules import make_keyframe_split
     from seal_transfer.data.domains import load_target_split
+    from seal_transfer.models.config import clip_spec
 
     gt = _train_gt(tmp_path, tiny_world)
     fields = gt.read_text().splitlines()[2].split(",")
@@ -555,7 +557,7 @@ def test_inverted_train_box_is_read_with_one_warning(tmp_path: Path, tiny_world:
                    f"or height (first: line 3, box (0.8, {float(fields[3])}, 0.2, {float(fields[5])})); kept, as the "
                    "official AVA reader keeps them (in evaluation such a ground-truth box counts and is never matched)"]
     np.testing.assert_array_equal(split.table.boxes[2, [0, 2]], np.float32([0.8, 0.2]))
-    made = make_keyframe_split(cfg, split, train=True, what="target train")
+    made = make_keyframe_split(cfg, split, clip=clip_spec(cfg.model), train=True, what="target train")
     assert len(made.index) > 0
 
 
@@ -564,16 +566,17 @@ def test_inverted_train_box_is_read_with_one_warning(tmp_path: Path, tiny_world:
 
 def test_broken_video_below_limit_is_skipped_and_counted(tmp_path: Path, tiny_world: Path) -> None:
     from seal_transfer.config import Config
-    from seal_transfer.configuration import load_config
+    from seal_transfer.config.loader import load_config
     from seal_transfer.data.datamodules import make_keyframe_split
     from seal_transfer.data.domains import load_target_split
+    from seal_transfer.models.config import clip_spec
 
     video = _first_train_video(tmp_path, tiny_world)
     video.write_bytes(b"")
     cfg = load_config(Config, [SMOKE], [*_argv(Case("finetune", [], []), tmp_path, tiny_world)[2:],
                                         *_target(tmp_path, tiny_world), "data.max_broken_fraction=0.5"])
     split = load_target_split(cfg, "train")
-    made = make_keyframe_split(cfg, split, train=True, what="target train")
+    made = make_keyframe_split(cfg, split, clip=clip_spec(cfg.model), train=True, what="target train")
     assert len(made.broken_videos) == 1 and str(video) in made.broken_videos[0]
     assert video.stem not in set(made.index.video_ids)
     assert len(made.index) > 0
@@ -686,10 +689,11 @@ def test_truncated_video_keyframes_past_the_cut_are_skipped_and_counted(
 
 def test_seal_video_shorter_than_its_nframes_is_skipped_and_counted(tmp_path: Path, tiny_world: Path) -> None:
     from seal_transfer.config import Config
-    from seal_transfer.configuration import load_config
+    from seal_transfer.config.loader import load_config
     from seal_transfer.data.datamodules import make_keyframe_split
     from seal_transfer.data.domains import load_source_split
     from seal_transfer.data.video import VideoSource, write_video
+    from seal_transfer.models.config import clip_spec
 
     seal = _seal(tmp_path, tiny_world)
     tubes = json.loads((seal / "seal_tubes_train.json").read_text())["database"]
@@ -699,7 +703,8 @@ def test_seal_video_shorter_than_its_nframes_is_skipped_and_counted(tmp_path: Pa
     write_video(video, VideoSource(video).read(np.arange(half)), fps=tubes[vid]["fps"])  # a healthy, shorter file
     base = [*_argv(Case("pretrain", [], []), tmp_path, tiny_world)[2:], f"data.source.root={seal}"]
     cfg = load_config(Config, [SMOKE], [*base, "data.max_broken_fraction=0.5"])
-    made = make_keyframe_split(cfg, load_source_split(cfg, "train"), train=True, what="SEAL Clips train")
+    made = make_keyframe_split(cfg, load_source_split(cfg, "train"), clip=clip_spec(cfg.model), train=True,
+                               what="SEAL Clips train")
     assert made.skipped_keyframes and not made.broken_videos
     assert f"past the last decodable frame {half - 1}: the video is truncated (nframes in seal_tubes_train.json " \
            f"promises {tubes[vid]['nframes']} frames)" in made.skipped_keyframes[0]
@@ -708,12 +713,13 @@ def test_seal_video_shorter_than_its_nframes_is_skipped_and_counted(tmp_path: Pa
     assert kept.size and (np.rint(kept * fps) + made.dataset.clip.num_frames // 2 < half + 1).all()
     strict = load_config(Config, [SMOKE], base)
     with pytest.raises(UserError, match=rf"SEAL Clips train: {len(made.skipped_keyframes)} of \d+ keyframes cannot"):
-        make_keyframe_split(strict, load_source_split(strict, "train"), train=True, what="SEAL Clips train")
+        make_keyframe_split(strict, load_source_split(strict, "train"), clip=clip_spec(strict.model), train=True,
+                            what="SEAL Clips train")
 
 
 def test_doing_without_eval_labelmap_or_exclusions_is_explicit(tmp_path: Path, tiny_world: Path) -> None:
     from seal_transfer.config import Config
-    from seal_transfer.configuration import load_config
+    from seal_transfer.config.loader import load_config
     from seal_transfer.data.domains import load_target_split
 
     ann = _ava(tmp_path, tiny_world) / "annotations"

@@ -18,7 +18,8 @@ from seal_transfer.models.checkpoints import (
     pytorchvideo_to_pyslowfast_key,
     to_pyslowfast_state_dict,
 )
-from seal_transfer.models.slowfast import ModelConfig, build_classifier, build_detector
+from seal_transfer.models.config import ModelConfig
+from seal_transfer.models.slowfast import build_classifier, build_detector
 
 TINY = ModelConfig(preset="tiny")
 PYSLOWFAST_DETECTION_CFG = "DETECTION:\n  ENABLE: true\n  ALIGNED: true\nMODEL:\n  ARCH: slowfast\n"
@@ -318,7 +319,7 @@ def test_roi_convention_of_each_origin(tmp_path):
 
 def test_stage_model_config_follows_the_init_unless_the_key_is_set(tmp_path, capsys):
     from seal_transfer.config import Config
-    from seal_transfer.configuration import load_config
+    from seal_transfer.config.loader import load_config
     from seal_transfer.engine.supervised import model_config_for
 
     path = _zoo_detector(tmp_path)

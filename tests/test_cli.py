@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 
 from seal_transfer.config import Config
-from seal_transfer.configuration import load_config
+from seal_transfer.config.loader import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seal_transfer.data.clips import ClipConfig, generate_clips, person_ids_for
+from seal_transfer.data.clips import generate_clips, person_ids_for
+from seal_transfer.data.config import ClipConfig
 from seal_transfer.data.formats.ava import LabelMap
 from seal_transfer.data.formats.seal import SealTubes, SealVideo, Segment, Tube
 from seal_transfer.errors import UserError

@@ -8,7 +8,7 @@ from typing import Optional
 
 import pytest
 
-from seal_transfer.configuration import describe_keys, load_config, to_yaml
+from seal_transfer.config.loader import describe_keys, load_config, to_yaml
 from seal_transfer.errors import UserError
 
 

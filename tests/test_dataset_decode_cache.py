@@ -7,9 +7,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seal_transfer.data.datasets import ClipSpec, KeyframeDataset, build_keyframe_index
+from seal_transfer.data.clip import ClipSpec
+from seal_transfer.data.config import AugmentConfig
+from seal_transfer.data.datasets import KeyframeDataset, build_keyframe_index
 from seal_transfer.data.formats.ava import AvaTable, VideoTiming
-from seal_transfer.data.transforms import AugmentConfig, ClipTransform
+from seal_transfer.data.transforms import ClipTransform
 from seal_transfer.data.video import FrameSource, write_video
 
 

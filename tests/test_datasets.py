@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from seal_transfer.data.clip import ClipSpec
+from seal_transfer.data.config import AugmentConfig
 from seal_transfer.data.datasets import (
-    ClipSpec,
     KeyframeDataset,
     build_keyframe_index,
     check_keyframes,
@@ -16,7 +17,7 @@ from seal_transfer.data.datasets import (
     find_video,
 )
 from seal_transfer.data.formats.ava import AvaTable, LabelMap, VideoTiming
-from seal_transfer.data.transforms import AugmentConfig, ClipTransform
+from seal_transfer.data.transforms import ClipTransform
 from seal_transfer.data.video import write_video
 from seal_transfer.errors import UserError
 

@@ -10,10 +10,14 @@ import pytest
 import torch
 
 from seal_transfer.cli import guarded_main
+from seal_transfer.data.box_plan import box_plan
 from seal_transfer.data.formats.ava import AvaTable, LabelMap, read_ava_csv, write_ava_csv, write_labelmap
 from seal_transfer.data.video import open_video_source, write_video
-from seal_transfer.demo import _font, _resize, box_plan, draw_detections, load_demo_model, main
-from seal_transfer.models.slowfast import ModelConfig, build_detector
+from seal_transfer.demo import main
+from seal_transfer.engine.inference import load_scorer
+from seal_transfer.models.config import ModelConfig
+from seal_transfer.models.slowfast import build_detector
+from seal_transfer.report.frames import draw_detections, label_font, resize_frames
 
 CLASS_IDS = [3, 5, 9]
 NAMES = ["walk", "wave arm", "jump"]
@@ -69,7 +73,7 @@ def test_demo_writes_annotated_video_and_gif(assets: dict[str, Path], tmp_path: 
         assert (info.width, info.height) == (192, 144)  # upscaled to the display short side
         first, later = source.read(np.array([0, 12]))
     with open_video_source(assets["video"]) as source:
-        plain = _resize(source.read(np.array([0, 12])), (192, 144)).astype(int)
+        plain = resize_frames(source.read(np.array([0, 12])), (192, 144)).astype(int)
     untouched = np.abs(first.astype(int) - plain[0]).mean()  # frame 0 precedes the first keyframe with boxes
     annotated = np.abs(later.astype(int) - plain[1]).mean()  # boxes and labels drawn from second 1 on
     assert untouched < 2.0 and annotated > untouched + 1.0
@@ -105,11 +109,11 @@ def test_demo_draws_gt_boxes(assets: dict[str, Path], tmp_path: Path) -> None:
 
 
 def test_checkpoints_of_both_kinds_load(assets: dict[str, Path]) -> None:
-    exported = load_demo_model(assets["model"])
+    exported = load_scorer(assets["model"])
     assert exported.class_names == NAMES and exported.class_ids == CLASS_IDS and not exported.notes
-    lightning = load_demo_model(assets["ckpt"])
+    lightning = load_scorer(assets["ckpt"])
     assert lightning.class_names == ["class 3", "class 5", "class 9"] and lightning.notes
-    named = load_demo_model(assets["ckpt"], labelmap=assets["labels"])
+    named = load_scorer(assets["ckpt"], labelmap=assets["labels"])
     assert named.class_names == ["a", "b", "c"]
     for a, b in zip(exported.model.state_dict().values(), lightning.model.state_dict().values()):
         assert torch.equal(a, b)
@@ -117,7 +121,7 @@ def test_checkpoints_of_both_kinds_load(assets: dict[str, Path]) -> None:
 
 def test_draw_detections_marks_box_and_label() -> None:
     frame = np.zeros((120, 160, 3), np.uint8)
-    drawn = draw_detections(frame, np.array([[0.25, 0.5, 0.75, 0.95]], np.float32), [[("walk", 0.9)]], _font(12))
+    drawn = draw_detections(frame, np.array([[0.25, 0.5, 0.75, 0.95]], np.float32), [[("walk", 0.9)]], label_font(12))
     assert frame.max() == 0  # the input is not modified
     assert drawn[int(0.95 * 120) - 1, 80].any()  # bottom edge of the box
     assert drawn[int(0.5 * 120) - 5, 45:70].any()  # label block above the box

@@ -14,6 +14,7 @@ from seal_transfer.data.datasets import build_keyframe_index
 from seal_transfer.data.domains import DomainSplit, labelled_videos, restrict_to_labelled_videos
 from seal_transfer.data.formats.ava import AvaTable, LabelMap
 from seal_transfer.errors import UserError
+from seal_transfer.pseudo.config import AdaptConfig
 from seal_transfer.pseudo.labeler import (
     TwoViewScores,
     coverage_from_counts,
@@ -23,7 +24,7 @@ from seal_transfer.pseudo.labeler import (
     run_selection,
     selection_stats,
 )
-from seal_transfer.pseudo.selection import AdaptConfig, Selection
+from seal_transfer.pseudo.selection import Selection
 
 SOURCE = LabelMap([10, 20, 30], {10: "walk", 20: "jump", 30: "wave"})
 BOXES = [[0.1, 0.1, 0.4, 0.9], [0.5, 0.1, 0.9, 0.9], [0.2, 0.2, 0.6, 0.8], [0.6, 0.2, 0.9, 0.8]]

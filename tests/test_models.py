@@ -6,15 +6,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from seal_transfer.data.clip import pack_pathways
 from seal_transfer.errors import UserError
-from seal_transfer.models.slowfast import (
-    ModelConfig,
-    build_classifier,
-    build_detector,
-    input_spec,
-    pack_pathways,
-    resolve,
-)
+from seal_transfer.models.config import ModelConfig, clip_spec, resolve
+from seal_transfer.models.slowfast import build_classifier, build_detector
 
 TINY = ModelConfig(preset="tiny")
 
@@ -58,12 +53,12 @@ def test_invalid_config_names_the_key(cfg, key):
         resolve(cfg)
 
 
-def test_input_spec_matches_slowfast_sampling():
-    spec = input_spec(ModelConfig())
-    assert (spec.num_slow_frames, spec.num_fast_frames, spec.fast_stride, spec.alpha) == (8, 32, 2, 4)
-    assert spec.clip_span == 64 and spec.crop_size == 224
-    tiny = input_spec(TINY)
-    assert tiny.num_fast_frames == tiny.num_slow_frames * tiny.alpha
+def test_clip_spec_matches_slowfast_sampling():
+    spec = clip_spec(ModelConfig())
+    assert (spec.num_slow_frames, spec.num_frames, spec.sample_rate, spec.alpha) == (8, 32, 2, 4)
+    assert spec.span == 64 and resolve(ModelConfig()).crop_size == 224
+    tiny = clip_spec(TINY)
+    assert tiny.num_frames == tiny.num_slow_frames * tiny.alpha
 
 
 def test_pack_pathways_picks_linspace_frames():

@@ -87,7 +87,8 @@ def test_no_stage_mixes_a_real_root_with_the_synthetic_world(
 
 def _model_pt(path: Path, labelmap_path: Path) -> Path:
     """A model.pt as a stage exports it: weights plus the class ids and names it was trained on."""
-    from seal_transfer.models.slowfast import ModelConfig, build_detector
+    from seal_transfer.models.config import ModelConfig
+    from seal_transfer.models.slowfast import build_detector
 
     labelmap = read_labelmap(labelmap_path)
     model = build_detector(ModelConfig(preset="tiny"), len(labelmap))

@@ -26,15 +26,13 @@ import torch
 
 from seal_transfer import pretrain
 from seal_transfer.cli import guarded_main
-from seal_transfer.engine.rundir import stage_lock
 from seal_transfer.errors import UserError
+from seal_transfer.experiment import comparable_metrics
+from seal_transfer.rundir import stage_lock
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "configs" / "smoke.yaml"
 TIMEOUT_S = 600
-TIMING_KEYS = {  # the only values allowed to differ
-    "wall_time_s", "labelling_seconds", "boxes_per_second", "train_loop_seconds", "train_samples_per_s",
-}
 
 
 def _command(stage: str, run_dir: Path, cache: Path, *extra: str) -> list[str]:
@@ -142,21 +140,10 @@ def _assert_same_weights(a: Path, b: Path) -> None:
     assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
 
 
-def _comparable(metrics: object, run_dir: Path) -> object:
-    """Metrics minus what legitimately differs between runs: timings and the run folder's own path."""
-    if isinstance(metrics, dict):
-        return {k: _comparable(v, run_dir) for k, v in metrics.items() if k not in TIMING_KEYS}
-    if isinstance(metrics, list):
-        return [_comparable(v, run_dir) for v in metrics]
-    if isinstance(metrics, str):
-        return metrics.replace(str(run_dir), "RUN")
-    return metrics
-
-
 def _assert_same_metrics(ref_dir: Path, other_dir: Path, stage: str) -> None:
     ref = json.loads((ref_dir / stage / "metrics.json").read_text())
     other = json.loads((other_dir / stage / "metrics.json").read_text())
-    assert _comparable(ref, ref_dir) == _comparable(other, other_dir)
+    assert comparable_metrics(ref, ref_dir) == comparable_metrics(other, other_dir)
 
 
 @pytest.fixture(scope="module")
@@ -237,7 +224,7 @@ def test_adapt_killed_at_several_points_ends_bit_identical(reference: Path, tmp_
         assert (ref_round / "pseudo_labels.csv").read_bytes() == (new_round / "pseudo_labels.csv").read_bytes()
         ref_stats = json.loads((ref_round / "stats.json").read_text())
         new_stats = json.loads((new_round / "stats.json").read_text())
-        assert _comparable(ref_stats, reference) == _comparable(new_stats, run_dir)
+        assert comparable_metrics(ref_stats, reference) == comparable_metrics(new_stats, run_dir)
 
 
 WORKERS = "data.num_workers=2"  # the kill tests above run without workers; these need them to have orphans
@@ -345,7 +332,7 @@ def test_tubes_killed_mid_extraction_and_mid_training_ends_bit_identical(
     ref = json.loads((tubes_reference / "tubes" / "metrics.json").read_text())
     new = json.loads((run_dir / "tubes" / "metrics.json").read_text())
     ref.pop("extraction"), new.pop("extraction")  # written/skipped counts differ by design after a kill
-    assert _comparable(ref, tubes_reference) == _comparable(new, run_dir)
+    assert comparable_metrics(ref, tubes_reference) == comparable_metrics(new, run_dir)
 
 
 # ------------------------------------------------------------------------------------- fast companions
@@ -402,7 +389,7 @@ def test_locked_stage_refuses_a_second_run(tmp_path: Path, capsys: pytest.Captur
 _HOLD_AND_FORK = """
 import os, sys, time
 from pathlib import Path
-from seal_transfer.engine.rundir import stage_lock
+from seal_transfer.rundir import stage_lock
 from seal_transfer.errors import UserError
 with stage_lock(Path(sys.argv[1])):
     child = os.fork()
@@ -452,7 +439,7 @@ def test_stage_lock_is_free_the_moment_its_owner_is_killed(tmp_path: Path) -> No
 def test_refused_second_lock_in_one_process_leaves_the_first_held(tmp_path: Path) -> None:
     """POSIX locks do not exclude their own process and drop on any close of the file: neither may leak through."""
     stage = tmp_path / "run" / "pretrain"
-    probe = "import sys; from pathlib import Path; from seal_transfer.engine.rundir import stage_lock\n" \
+    probe = "import sys; from pathlib import Path; from seal_transfer.rundir import stage_lock\n" \
             "with stage_lock(Path(sys.argv[1])): pass\n"
     with stage_lock(stage):
         with pytest.raises(UserError, match="another run is writing this stage"):

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from seal_transfer.engine.rundir import stage_dir, stage_lock, upstream_weights
 from seal_transfer.errors import UserError
+from seal_transfer.rundir import stage_dir, stage_lock, upstream_weights
 
 
 def _finish(directory: Path) -> None:

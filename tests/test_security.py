@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from seal_transfer.configuration import load_config
+from seal_transfer.config.loader import load_config
 from seal_transfer.data.datasets import find_video
 from seal_transfer.data.formats.ava import read_proposals_pkl
 from seal_transfer.errors import UserError
@@ -207,7 +207,8 @@ def test_package_source_has_no_download_or_hub_calls() -> None:
 
 
 def test_models_build_and_run_with_the_network_blocked(monkeypatch: pytest.MonkeyPatch) -> None:
-    from seal_transfer.models.slowfast import ModelConfig, build_detector
+    from seal_transfer.models.config import ModelConfig
+    from seal_transfer.models.slowfast import build_detector
 
     def no_network(*args: object, **kwargs: object) -> None:
         raise AssertionError("network access attempted")

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from seal_transfer.errors import UserError
-from seal_transfer.pseudo.selection import AdaptConfig, select
+from seal_transfer.pseudo.config import AdaptConfig
+from seal_transfer.pseudo.selection import select
 
 
 def t(rows: list[list[float]]) -> torch.Tensor:

@@ -18,7 +18,7 @@ import pytest
 from seal_transfer import pretrain
 from seal_transfer.cli import guarded_main
 from seal_transfer.config import Config
-from seal_transfer.configuration import load_config
+from seal_transfer.config.loader import load_config
 from seal_transfer.data.domains import load_source_split
 from seal_transfer.data.formats.ava import AvaTable
 from seal_transfer.data.formats.seal import read_seal_tubes, write_seal_tubes

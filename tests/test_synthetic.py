@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seal_transfer.data.clips import ClipConfig, generate_clips
+from seal_transfer.data.clips import generate_clips
+from seal_transfer.data.config import ClipConfig
 from seal_transfer.data.formats.ava import (
     check_action_ids,
     read_ava_csv,
@@ -17,17 +18,17 @@ from seal_transfer.data.formats.ava import (
     read_video_meta,
 )
 from seal_transfer.data.formats.seal import read_seal_clips, read_seal_tubes
-from seal_transfer.data.synthetic import (
+from seal_transfer.data.synthetic.config import SynthConfig
+from seal_transfer.data.synthetic.motion import CODE, NONE, ActorPlan, plan_video, simulate
+from seal_transfer.data.synthetic.render import OBJECT_ID, PlainBackground, random_appearance, render_video
+from seal_transfer.data.synthetic.vocab import activities_for
+from seal_transfer.data.synthetic.world import (
     WORLD_VERSION,
-    SynthConfig,
     describe_world,
     ensure_world,
     generate_world,
     load_manifest,
 )
-from seal_transfer.data.synthetic.motion import CODE, NONE, ActorPlan, plan_video, simulate
-from seal_transfer.data.synthetic.render import OBJECT_ID, PlainBackground, random_appearance, render_video
-from seal_transfer.data.synthetic.vocab import activities_for
 from seal_transfer.errors import UserError
 
 MICRO = dict(preset="tiny", seed=3, source_train=2, source_val=1, source_duration=6.0, target_train=1, target_val=2,

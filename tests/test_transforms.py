@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from seal_transfer.data.transforms import AugmentConfig, ClipTransform, two_views
+from seal_transfer.data.config import AugmentConfig
+from seal_transfer.data.transforms import ClipTransform, two_views
 from seal_transfer.errors import UserError
 
 MEAN, STD = 0.45, 0.225

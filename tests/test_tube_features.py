@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from seal_transfer.data.transforms import AugmentConfig
-from seal_transfer.engine.tube_features import (
+from seal_transfer.data.config import AugmentConfig
+from seal_transfer.errors import UserError
+from seal_transfer.models.config import ModelConfig, clip_spec
+from seal_transfer.models.slowfast import build_detector
+from seal_transfer.tad.features import (
     StreamConfig,
     TimeGrid,
     TubeFeatures,
@@ -23,8 +26,6 @@ from seal_transfer.engine.tube_features import (
     window_boxes,
     window_frames,
 )
-from seal_transfer.errors import UserError
-from seal_transfer.models.slowfast import ModelConfig, build_detector, input_spec
 
 TINY = ModelConfig(preset="tiny")
 AUGMENT = AugmentConfig(min_short_side=48, max_short_side=48, crop_size=48, eval_short_side=48)
@@ -94,12 +95,12 @@ def test_encoder_returns_the_heads_pooled_feature():
     torch.manual_seed(0)
     detector = build_detector(TINY, num_classes=3).eval()
     encoder = TubeletEncoder(detector, alpha=4)
-    fast = torch.randn(2, 3, input_spec(TINY).num_fast_frames, 48, 64)
+    fast = torch.randn(2, 3, clip_spec(TINY).num_frames, 48, 64)
     boxes = torch.tensor([[4.0, 4.0, 40.0, 44.0], [10.0, 0.0, 60.0, 48.0]])
     features = encoder(fast, boxes)
     assert features.shape == (2, encoder.out_channels)
     with torch.no_grad():
-        from seal_transfer.models.slowfast import pack_pathways
+        from seal_transfer.data.clip import pack_pathways
 
         logits = detector(pack_pathways(fast, 4), torch.cat([torch.arange(2.0)[:, None], boxes], 1))
         assert torch.allclose(detector.detection_head.proj(features), logits, atol=1e-5)
@@ -124,7 +125,7 @@ def _extract(tubes, out_dir, **kwargs):
     torch.manual_seed(0)
     encoder = TubeletEncoder(build_detector(TINY, 1), alpha=4)
     stream = StreamConfig(fps=20, window=8, stride=4, box_fps=4)
-    args = dict(signature={"weights": "random:0"}, model_frames=input_spec(TINY).num_fast_frames, batch_windows=3,
+    args = dict(signature={"weights": "random:0"}, model_frames=clip_spec(TINY).num_frames, batch_windows=3,
                 chunk_windows=4, progress=False)
     args.update(kwargs)
     return extract_stream(tubes, encoder, stream, out_dir, AUGMENT, **args)

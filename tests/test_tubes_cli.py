@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from seal_transfer.cli import guarded_main
-from seal_transfer.engine.tubes import parse_experiment
 from seal_transfer.errors import UserError
+from seal_transfer.tad.config import parse_experiment
 from seal_transfer.tubes import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,7 +27,8 @@ FAST = [
 @pytest.fixture()
 def random_weights(tmp_path) -> Path:
     """A model.pt in the layout the pretrain stage exports (Lightning `model.` keys + metadata)."""
-    from seal_transfer.models.slowfast import ModelConfig, build_detector
+    from seal_transfer.models.config import ModelConfig
+    from seal_transfer.models.slowfast import build_detector
 
     torch.manual_seed(0)
     model = build_detector(ModelConfig(preset="tiny"), num_classes=9)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from seal_transfer.data.clip import pack_pathways
 from seal_transfer.data.video import (
     FrameFolderSource,
     VideoError,
@@ -18,7 +19,6 @@ from seal_transfer.data.video import (
     check_frames,
     clip_frame_indices,
     open_video_source,
-    pack_pathways,
     probe_video,
     write_video,
 )

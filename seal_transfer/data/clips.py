@@ -27,49 +27,18 @@ each frame and actions within each 2-second clip". Everything it leaves open is 
 from __future__ import annotations
 
 import math
-import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
 
+from seal_transfer.data.config import ASSIGN_RULES, ClipConfig
 from seal_transfer.data.formats.ava import AvaTable, LabelMap
 from seal_transfer.data.formats.seal import SealClips, SealTubes, clip_box_key
 from seal_transfer.errors import UserError
 
-ASSIGN_RULES = ("overlap", "keyframe", "both", "either")
+__all__ = ["ASSIGN_RULES", "ClipConfig", "generate_clips", "label_at_own_instant", "person_ids_for"]
+
 _EPS = 1e-6
-_DENSITY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*fps\s*$")
-
-
-@dataclass
-class ClipConfig:
-    """How SEAL Clips are cut from SEAL Tubes (see the module docstring for each rule)."""
-
-    window: float = 2.0
-    stride: float = 1.0
-    box_density: str = "4fps"  # "1fps" | "4fps" | "all" (any "{r}fps" works)
-    assign_rule: str = "overlap"  # "overlap" | "keyframe" | "both" | "either"
-    min_overlap: float = 0.5  # seconds, for the "overlap" part of a rule
-    keep_unlabeled: bool = True
-
-    def validate(self) -> None:
-        if not (self.window > 0 and self.stride > 0):
-            raise UserError(f"clips.window and clips.stride must be positive, got {self.window}, {self.stride}")
-        if self.assign_rule not in ASSIGN_RULES:
-            raise UserError(f"clips.assign_rule: '{self.assign_rule}' is not one of {', '.join(ASSIGN_RULES)}")
-        if not 0 <= self.min_overlap <= self.window:
-            raise UserError(f"clips.min_overlap: {self.min_overlap} must lie in [0, window={self.window}]")
-        self.density_rate()
-
-    def density_rate(self) -> float | None:
-        """Boxes per second kept inside a clip; None means every annotated frame."""
-        if self.box_density.strip().lower() == "all":
-            return None
-        match = _DENSITY_RE.match(self.box_density.lower())
-        if not match or float(match.group(1)) <= 0:
-            raise UserError(f"clips.box_density: '{self.box_density}' is not 'all' or '<rate>fps' (e.g. '4fps')")
-        return float(match.group(1))
-
 
 def person_ids_for(tube_ids: list[str]) -> dict[str, int]:
     """Stable integer person id per tube of one video (see module docstring)."""

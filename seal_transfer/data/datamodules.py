@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
+from seal_transfer.data.clip import ClipSpec
 from seal_transfer.data.datasets import (
-    ClipSpec,
     KeyframeDataset,
     KeyframeIndex,
     build_keyframe_index,
@@ -23,21 +23,9 @@ from seal_transfer.data.datasets import (
 )
 from seal_transfer.data.domains import DomainSplit
 from seal_transfer.data.formats.ava import AvaTable
-from seal_transfer.data.transforms import AugmentConfig, ClipTransform
+from seal_transfer.data.transforms import ClipTransform
 from seal_transfer.data.workers import decode_worker_init
 from seal_transfer.errors import UserError
-from seal_transfer.models.slowfast import input_spec
-
-
-def clip_spec(model_cfg: Any) -> ClipSpec:
-    spec = input_spec(model_cfg)
-    return ClipSpec(num_frames=spec.num_fast_frames, sample_rate=spec.fast_stride, alpha=spec.alpha)
-
-
-def augment_config(cfg: Any) -> AugmentConfig:
-    from omegaconf import OmegaConf
-
-    return AugmentConfig(**OmegaConf.to_container(cfg.data.augment, resolve=True))
 
 
 @dataclass
@@ -74,6 +62,7 @@ def make_keyframe_split(
     cfg: Any,
     split: DomainSplit,
     *,
+    clip: ClipSpec,
     train: bool,
     labelled: bool = True,
     views: int = 1,
@@ -81,10 +70,11 @@ def make_keyframe_split(
 ) -> KeyframeSplit:
     """Build the dataset of one loaded split: keyframes of unreadable videos, and keyframes whose clip cannot be
     decoded as asked (outside the video, a gap, a truncated file), are skipped and counted; more than
-    `data.max_broken_fraction` of the videos or of the keyframes lost stops the stage."""
+    `data.max_broken_fraction` of the videos or of the keyframes lost stops the stage. `clip` is what the model
+    takes per keyframe (`seal_transfer.models.config.clip_spec(cfg.model)`)."""
     what = what or "dataset"
-    spec = clip_spec(cfg.model)
-    window = spec.num_frames * spec.sample_rate
+    spec = clip
+    window = spec.span
     limit = float(cfg.data.max_broken_fraction)
     good, broken = check_videos(split.video_paths, limit, what, min_frames=window)
     index = build_keyframe_index(
@@ -130,7 +120,7 @@ def make_keyframe_split(
         good,
         split.timings,
         spec,
-        ClipTransform(augment_config(cfg), train=train),
+        ClipTransform(cfg.data.augment, train=train),
         seed=int(cfg.seed),
         views=views,
         video_frames=checked.video_frames,

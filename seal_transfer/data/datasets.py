@@ -17,21 +17,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, get_worker_info
 
+from seal_transfer.data.clip import ClipSpec, pack_pathways
 from seal_transfer.data.formats.ava import AvaTable, LabelMap, VideoTiming
 from seal_transfer.data.transforms import ClipTransform
-from seal_transfer.data.video import VideoError, clip_frame_indices, open_video_source, pack_pathways
+from seal_transfer.data.video import VideoError, clip_frame_indices, open_video_source
 from seal_transfer.errors import UserError
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov")
-
-
-@dataclass(frozen=True)
-class ClipSpec:
-    """What to decode around a keyframe: the fast pathway's frames and their spacing in source frames."""
-
-    num_frames: int  # fast-pathway frames (T * alpha)
-    sample_rate: int  # source frames between consecutive fast frames
-    alpha: int  # slow pathway keeps every alpha-th fast frame
 
 
 @dataclass

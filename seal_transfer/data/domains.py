@@ -60,15 +60,11 @@ def synthetic_root(cfg: Any, domain: str = "") -> Path:
 
     `domain` names the part the caller wants; none is handed out (or generated) while a real root is set.
     """
-    from omegaconf import OmegaConf
-
-    from seal_transfer.data.synthetic import ensure_world
+    from seal_transfer.data.synthetic.world import ensure_world
 
     check_real_roots(cfg, *([domain] if domain else DOMAINS))
     cache = Path(cfg.data.cache_dir).expanduser()
-    synth_cfg = (
-        OmegaConf.to_object(cfg.data.synthetic) if OmegaConf.is_config(cfg.data.synthetic) else cfg.data.synthetic
-    )
+    synth_cfg = cfg.data.synthetic
     cache.mkdir(parents=True, exist_ok=True)
     # Several processes (DDP ranks, parallel tests) may ask for the same world at once: one generates it, the
     # others wait on the lock and then find it finished. The rendering pool's workers do not hold the lock, so
@@ -301,16 +297,6 @@ def source_root(cfg: Any) -> Path:
     return root
 
 
-def _clip_config(cfg: Any) -> Any:
-    from omegaconf import OmegaConf
-
-    from seal_transfer.data.clips import ClipConfig
-
-    clip_cfg = ClipConfig(**OmegaConf.to_container(cfg.data.source.clips, resolve=True))
-    clip_cfg.validate()
-    return clip_cfg
-
-
 def expand_dense_boxes(clips: Any, fps_of: dict[str, float], window: float) -> AvaTable:
     """One training sample per annotated frame in the central `1 s` of each clip (box density, Table 3).
 
@@ -368,9 +354,10 @@ def load_source_split(cfg: Any, split: str, dense: bool = True) -> DomainSplit:
     s = cfg.data.source
     root = source_root(cfg)
     labelmap = source_labelmap(cfg)
-    clip_cfg = _clip_config(cfg)
-    tubes_json = config_path(root, s, f"{split}_tubes", "data.source", required=True) if s[f"{split}_tubes"] else None
-    clips_csv = config_path(root, s, f"{split}_clips", "data.source", required=True) if s[f"{split}_clips"] else None
+    clip_cfg = cfg.data.source.clips  # checked when the config was loaded
+    tubes_name, clips_name = f"{split}_tubes", f"{split}_clips"
+    tubes_json = config_path(root, s, tubes_name, "data.source", required=True) if getattr(s, tubes_name) else None
+    clips_csv = config_path(root, s, clips_name, "data.source", required=True) if getattr(s, clips_name) else None
     if tubes_json is None and clips_csv is None:
         raise UserError(f"config keys 'data.source.{split}_tubes' and 'data.source.{split}_clips' are both null: the "
                         f"{split} split needs SEAL Tubes, a SEAL Clips file, or both")

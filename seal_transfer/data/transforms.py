@@ -24,14 +24,15 @@ Speed decisions (measured in results/perf.md, "Data pipeline"):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Optional, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from seal_transfer.errors import UserError
+from seal_transfer.data.config import AugmentConfig
+
+__all__ = ["AugmentConfig", "ClipTransform"]
 
 ClipArray = Union[np.ndarray, torch.Tensor]
 ClipInput = Union[np.ndarray, torch.Tensor, Sequence[np.ndarray]]
@@ -39,44 +40,6 @@ TransformedClip = tuple[torch.Tensor, torch.Tensor]
 
 # ITU-R BT.601 luma weights, the same ones torchvision's rgb_to_grayscale uses.
 _LUMA = (0.299, 0.587, 0.114)
-
-
-@dataclass
-class AugmentConfig:
-    """Clip augmentation knobs; defaults follow PySlowFast's AVA recipe (scale jitter [256, 320], crop 224)."""
-
-    min_short_side: int = 256
-    max_short_side: int = 320
-    crop_size: int = 224
-    flip_prob: float = 0.5
-    color_jitter: float = 0.4  # brightness/contrast/saturation strength; 0 disables
-    mean: list[float] = field(default_factory=lambda: [0.45, 0.45, 0.45])
-    std: list[float] = field(default_factory=lambda: [0.225, 0.225, 0.225])
-    eval_short_side: int = 256
-    # Frames reach the transform at up to 2.5x the needed size (datasets.KeyframeDataset.FULL_SIZE_RATIO).
-    antialias: bool = True  # antialiased resize; on uint8 frames it costs about the same as plain bilinear
-
-    def validate(self) -> None:
-        """Reject settings that would make the crop impossible or the normalisation meaningless."""
-        if not 0 < self.min_short_side <= self.max_short_side:
-            raise UserError(
-                f"augment.min_short_side/max_short_side: need 0 < min <= max, got "
-                f"{self.min_short_side}, {self.max_short_side}"
-            )
-        if not 0 < self.crop_size <= self.min_short_side:
-            raise UserError(
-                f"augment.crop_size: must be in (0, min_short_side={self.min_short_side}], got {self.crop_size}"
-            )
-        if self.eval_short_side <= 0:
-            raise UserError(f"augment.eval_short_side: must be positive, got {self.eval_short_side}")
-        if not 0.0 <= self.flip_prob <= 1.0:
-            raise UserError(f"augment.flip_prob: must be in [0, 1], got {self.flip_prob}")
-        if self.color_jitter < 0:
-            raise UserError(f"augment.color_jitter: must be >= 0, got {self.color_jitter}")
-        if len(self.mean) != 3 or len(self.std) != 3:
-            raise UserError(f"augment.mean/std: need 3 values each, got {list(self.mean)}, {list(self.std)}")
-        if any(s <= 0 for s in self.std):
-            raise UserError(f"augment.std: values must be positive, got {list(self.std)}")
 
 
 class _Frames:

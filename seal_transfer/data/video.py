@@ -22,7 +22,6 @@ import torch
 import torch.nn.functional as F
 
 from seal_transfer.errors import UserError
-from seal_transfer.models.slowfast import pack_pathways  # noqa: F401 - re-exported: the data layer packs clips
 from seal_transfer.utils.fileio import atomic_path
 
 PathLike = Union[str, "os.PathLike[str]"]

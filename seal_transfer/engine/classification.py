@@ -5,30 +5,31 @@ from __future__ import annotations
 
 import csv
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 import torch.nn.functional as F
-from omegaconf import OmegaConf
 
-from seal_transfer.data.datamodules import KeyframeDataModule, augment_config, clip_spec
+from seal_transfer.data.datamodules import KeyframeDataModule
 from seal_transfer.data.datasets import ClipClassificationDataset, collate_clips
 from seal_transfer.data.domains import synthetic_root
 from seal_transfer.data.transforms import ClipTransform
 from seal_transfer.engine.detection import _Namespace, _set_epoch
 from seal_transfer.engine.fit import (
     build_trainer,
-    ensure_best_checkpoint,
     export_weights,
     quiet_lightning,
     resume_checkpoint,
-    translate_training_errors,
+    run_fit,
 )
-from seal_transfer.engine.schedule import build_optimizer, build_scheduler
+from seal_transfer.engine.schedule import configure_recipe
 from seal_transfer.errors import UserError, located
-from seal_transfer.models.slowfast import ModelConfig, build_classifier
+from seal_transfer.models.config import ModelConfig, clip_spec
+from seal_transfer.models.slowfast import build_classifier
+from seal_transfer.rundir import WEIGHTS
 
 
 class ClassificationModule(L.LightningModule):
@@ -59,10 +60,7 @@ class ClassificationModule(L.LightningModule):
         self.log("val/accuracy", acc, prog_bar=True, sync_dist=True, batch_size=len(batch["labels"]))
 
     def configure_optimizers(self) -> Any:
-        optimizer = build_optimizer(self.named_parameters(), self.optim_cfg)
-        total = int(self.trainer.estimated_stepping_batches)
-        scheduler = build_scheduler(optimizer, self.optim_cfg, total, max(total // max(self.trainer.max_epochs, 1), 1))
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return configure_recipe(self, self.optim_cfg)
 
 
 def read_clip_list(path: Path, video_root: Path, num_classes: int) -> list[tuple[Path, int]]:
@@ -101,27 +99,24 @@ def run_classification_pretrain(cfg: Any, out_dir: Path) -> dict[str, Any]:
     train_items = read_clip_list(root / g.train_list, root, len(classes))
     val_items = read_clip_list(root / g.val_list, root, len(classes))
     spec = clip_spec(cfg.model)
-    aug = augment_config(cfg)
+    aug = cfg.data.augment
     train = ClipClassificationDataset(train_items, spec, ClipTransform(aug, train=True), train=True, seed=int(cfg.seed))
     val = ClipClassificationDataset(val_items, spec, ClipTransform(aug, train=False), train=False, seed=int(cfg.seed))
     module = ClassificationModule(
-        OmegaConf.to_container(cfg.model, resolve=True), OmegaConf.to_container(cfg.optim, resolve=True), len(classes)
+        asdict(cfg.model), asdict(cfg.optim), len(classes)
     )
     datamodule = KeyframeDataModule(train, val, int(cfg.data.batch_size), int(cfg.data.num_workers),
                                     collate_fn=collate_clips)
     trainer = build_trainer(cfg, out_dir, monitor="val/accuracy")
     resume = resume_checkpoint(out_dir, announce="pretrain")
     started = time.time()
-    with translate_training_errors():
-        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
-        result = trainer.validate(module, datamodule=datamodule, verbose=False)
-    ensure_best_checkpoint(out_dir)
+    result = run_fit(trainer, module, datamodule, out_dir, resume, validate=True)
     accuracy = float(result[0]["val/accuracy"]) if result else float("nan")
     if trainer.is_global_zero:
         export_weights(
             module,
-            out_dir / "model.pt",
-            {"task": "classification", "classes": classes, "model": OmegaConf.to_container(cfg.model, resolve=True)},
+            out_dir / WEIGHTS,
+            {"task": "classification", "classes": classes, "model": asdict(cfg.model)},
         )
     return {
         "stage": "pretrain",

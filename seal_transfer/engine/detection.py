@@ -11,9 +11,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from seal_transfer.engine.schedule import build_optimizer, build_scheduler
+from seal_transfer.engine.schedule import configure_recipe
 from seal_transfer.errors import UserError
-from seal_transfer.models.slowfast import ModelConfig, build_detector
+from seal_transfer.models.config import ModelConfig
+from seal_transfer.models.slowfast import build_detector
 
 
 def detection_loss(
@@ -113,11 +114,7 @@ class DetectionModule(L.LightningModule):
             self.log(name, float(value), prog_bar=name.endswith("mAP"), sync_dist=False, rank_zero_only=False)
 
     def configure_optimizers(self) -> Any:
-        optimizer = build_optimizer(self.named_parameters(), self.optim_cfg)
-        total = int(self.trainer.estimated_stepping_batches)
-        per_epoch = max(total // max(self.trainer.max_epochs or 1, 1), 1)
-        scheduler = build_scheduler(optimizer, self.optim_cfg, total, per_epoch)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return configure_recipe(self, self.optim_cfg)
 
 
 def gather_unique(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import io
 import os
 import warnings
@@ -18,16 +19,16 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.plugins.io import TorchCheckpointIO
-from omegaconf import OmegaConf
 
 from seal_transfer.errors import UserError
+from seal_transfer.rundir import BEST_CHECKPOINT, CHECKPOINTS, LAST_CHECKPOINT
 from seal_transfer.utils.fileio import atomic_path
 
 
 def trainer_kwargs(trainer_cfg: Any) -> dict[str, Any]:
     """`trainer.*` config keys → lightning.Trainer keyword arguments (devices '2' → 2, '[0,1]' → [0, 1])."""
     kwargs = (
-        OmegaConf.to_container(trainer_cfg, resolve=True) if not isinstance(trainer_cfg, dict) else dict(trainer_cfg)
+        dataclasses.asdict(trainer_cfg) if not isinstance(trainer_cfg, dict) else dict(trainer_cfg)
     )
     devices = str(kwargs.get("devices", "auto"))
     if devices.isdigit() or (devices.startswith("-") and devices[1:].isdigit()):
@@ -43,7 +44,7 @@ def trainer_kwargs(trainer_cfg: Any) -> dict[str, Any]:
 
 def build_trainer(cfg: Any, out_dir: Path, monitor: Optional[str], mode: str = "max", **overrides: Any) -> L.Trainer:
     """Lightning Trainer with the project's callbacks: last+best checkpoints, CSV and TensorBoard logs."""
-    ckpt_dir = out_dir / "checkpoints"
+    ckpt_dir = out_dir / CHECKPOINTS
     callbacks: list[Any] = []
     if monitor:
         callbacks.append(
@@ -169,7 +170,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 def resume_checkpoint(out_dir: Path, announce: Optional[str] = None) -> Optional[Path]:
     """`checkpoints/last.ckpt` of an interrupted run, so re-running the same command continues from it; with
     `announce`, says so as `[announce] resuming from ...`."""
-    last = out_dir / "checkpoints" / "last.ckpt"
+    last = out_dir / CHECKPOINTS / LAST_CHECKPOINT
     if not last.is_file():
         return None
     if announce:
@@ -178,8 +179,8 @@ def resume_checkpoint(out_dir: Path, announce: Optional[str] = None) -> Optional
 
 
 def best_or_last(out_dir: Path) -> Optional[Path]:
-    for name in ("best.ckpt", "last.ckpt"):
-        path = out_dir / "checkpoints" / name
+    for name in (BEST_CHECKPOINT, LAST_CHECKPOINT):
+        path = out_dir / CHECKPOINTS / name
         if path.is_file():
             return path
     return None
@@ -187,8 +188,8 @@ def best_or_last(out_dir: Path) -> Optional[Path]:
 
 def ensure_best_checkpoint(out_dir: Path) -> None:
     """Stages promise `best.ckpt`; without validation there is no 'best', so it is the last one."""
-    best = out_dir / "checkpoints" / "best.ckpt"
-    last = out_dir / "checkpoints" / "last.ckpt"
+    best = out_dir / CHECKPOINTS / BEST_CHECKPOINT
+    last = out_dir / CHECKPOINTS / LAST_CHECKPOINT
     if not best.exists() and last.exists():
         with atomic_path(best) as tmp:
             tmp.write_bytes(last.read_bytes())
@@ -226,3 +227,17 @@ def translate_training_errors() -> Any:
 
 def silence_stdout() -> contextlib.AbstractContextManager[Any]:
     return contextlib.redirect_stdout(io.StringIO())
+
+
+def run_fit(trainer: L.Trainer, module: L.LightningModule, datamodule: Any, out_dir: Path,
+            resume: Optional[Path], *, validate: bool = False) -> Optional[list[dict[str, float]]]:
+    """The one fit template every trained model goes through: fit (continuing from `resume`, an interrupted run's
+    `last.ckpt`, when given), optionally a final validation pass, all inside the one-line error translation;
+    then the `best.ckpt` the stages promise. Returns the final validation's results (None without one).
+
+    Callers own what differs: the module, the data, the trainer's monitor, and what they export afterwards."""
+    with translate_training_errors():
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
+        result = trainer.validate(module, datamodule=datamodule, verbose=False) if validate else None
+    ensure_best_checkpoint(out_dir)
+    return result

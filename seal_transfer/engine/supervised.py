@@ -5,29 +5,28 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
 from seal_transfer.data.datamodules import KeyframeDataModule, KeyframeSplit
 from seal_transfer.data.formats.ava import AvaTable, LabelMap, write_ava_csv
 from seal_transfer.engine.detection import DetectionModule
 from seal_transfer.engine.fit import (
     build_trainer,
-    ensure_best_checkpoint,
     export_weights,
     quiet_lightning,
     resume_checkpoint,
+    run_fit,
     throughput_of,
-    translate_training_errors,
 )
 from seal_transfer.evaluation.frame_map import frame_map
-from seal_transfer.models.checkpoints import load_weights, matching_model_config
-from seal_transfer.models.slowfast import ModelConfig, resolve
+from seal_transfer.models.checkpoints import load_weights, matching_model_config, stored_description_of
+from seal_transfer.models.config import resolve
+from seal_transfer.rundir import VAL_DETECTIONS, WEIGHTS
 
 
 @dataclass
@@ -88,11 +87,7 @@ def _is_head_key(key: str) -> bool:
 
 def _same_label_space(weights: Path, labelmap: LabelMap) -> bool:
     """True unless the weights file records class names that differ from `labelmap` (our exported model.pt does)."""
-    try:
-        meta = torch.load(weights, map_location="cpu", weights_only=True).get("seal_transfer", {})
-    except Exception:  # noqa: BLE001 - foreign formats carry no label space; the loader already vetted the file
-        return True
-    names = meta.get("class_names") if isinstance(meta, dict) else None
+    names = stored_description_of(weights).get("class_names")  # foreign formats record none
     return names is None or list(names) == [labelmap.names[c] for c in labelmap.ids]
 
 
@@ -114,7 +109,7 @@ class _Evaluator:
         if job.extra_metrics is not None:
             metrics.update({f"val/{k}": v for k, v in job.extra_metrics(result.per_class).items()})
         if self.is_global_zero():
-            write_ava_csv(job.out_dir / "val_detections.csv", dets, "detections")
+            write_ava_csv(job.out_dir / VAL_DETECTIONS, dets, "detections")
         self.last = {
             "metrics": metrics,
             "per_class": {str(k): (None if v != v else float(v)) for k, v in result.per_class.items()},
@@ -130,9 +125,9 @@ def model_config_for(cfg: Any, weights: Optional[Path], what: str) -> dict[str, 
     exported model.pt records the value, so the next stage keeps it.
     """
     model_cfg = matching_model_config(
-        OmegaConf.to_container(cfg.model, resolve=True), weights, allow_pickle=bool(cfg.allow_pickle_checkpoints)
+        asdict(cfg.model), weights, allow_pickle=bool(cfg.allow_pickle_checkpoints)
     )
-    preset = resolve(ModelConfig(**OmegaConf.to_container(cfg.model, resolve=True))).roi_aligned
+    preset = resolve(cfg.model).roi_aligned
     if model_cfg.get("roi_aligned") is not None and model_cfg["roi_aligned"] != preset:
         print(f"[{what}] RoIAlign aligned={model_cfg['roi_aligned']}, the convention {weights} was trained with "
               f"(the preset says {preset}; set model.roi_aligned to choose)")
@@ -148,7 +143,7 @@ def run_detection_job(cfg: Any, job: DetectionJob) -> dict[str, Any]:
     model_cfg = model_config_for(cfg, job.init, job.name)
     module = DetectionModule(
         model_cfg=model_cfg,
-        optim_cfg=OmegaConf.to_container(cfg.optim, resolve=True),
+        optim_cfg=asdict(cfg.optim),
         num_classes=len(job.labelmap),
         pose_columns=pose_columns(job.labelmap, cfg.optim.pose_label_type),
         class_ids=job.labelmap.ids,
@@ -174,11 +169,7 @@ def run_detection_job(cfg: Any, job: DetectionJob) -> dict[str, Any]:
     evaluator = _Evaluator(job, lambda: trainer.is_global_zero)
     module.on_validation_result = evaluator
     started = time.time()
-    with translate_training_errors():
-        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
-        if job.val is not None:
-            trainer.validate(module, datamodule=datamodule, verbose=False)
-    ensure_best_checkpoint(job.out_dir)
+    run_fit(trainer, module, datamodule, job.out_dir, resume, validate=job.val is not None)
     metrics: dict[str, Any] = {
         "stage": job.name,
         "train_keyframes": len(job.train.dataset),
@@ -198,7 +189,7 @@ def run_detection_job(cfg: Any, job: DetectionJob) -> dict[str, Any]:
     if trainer.is_global_zero:
         export_weights(
             module,
-            job.out_dir / "model.pt",
+            job.out_dir / WEIGHTS,
             {
                 "class_ids": list(job.labelmap.ids),
                 "class_names": [job.labelmap.names[c] for c in job.labelmap.ids],

@@ -7,17 +7,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from seal_transfer.evaluation.clip_map import BucketConfig, bucket_classes, bucketed_map, clip_bucket_map
-from seal_transfer.evaluation.frame_map import FrameMapConfig, FrameMapResult, evaluate_keyed, frame_map
+from seal_transfer.evaluation.clip_map import bucket_classes, bucketed_map, clip_bucket_map
+from seal_transfer.evaluation.config import BucketConfig
+from seal_transfer.evaluation.frame_map import FrameMapResult, evaluate_keyed, frame_map
 from seal_transfer.evaluation.temporal_map import (
     TadResult,
-    TemporalMapConfig,
     average_map,
     average_map_per_tube,
 )
 
 __all__ = [
-    "BucketConfig", "FrameMAP", "FrameMapConfig", "FrameMapResult", "TadResult", "TemporalMapConfig",
+    "BucketConfig", "FrameMAP", "FrameMapResult", "TadResult",
     "average_map", "average_map_per_tube", "bucket_classes", "bucketed_map", "clip_bucket_map", "evaluate_keyed",
     "frame_map",
 ]

@@ -10,31 +10,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 
+from seal_transfer.evaluation.config import BucketConfig, bucket_name
 from seal_transfer.evaluation.frame_map import FrameMapResult
-
-
-@dataclass
-class BucketConfig:
-    """Rank ranges [start, end) over classes sorted by training frequency; names default to top{end}/top{s}-{e}."""
-
-    ranges: list[list[int]] = field(default_factory=lambda: [[0, 50], [50, 100], [0, 150]])
-    names: list[str] = field(default_factory=list)  # empty: derived from the ranges
-
-    def bucket_names(self) -> list[str]:
-        if self.names:
-            if len(self.names) != len(self.ranges):
-                raise ValueError(f"buckets: {len(self.names)} names for {len(self.ranges)} ranges")
-            return list(self.names)
-        return [bucket_name(start, end) for start, end in self.ranges]
-
-
-def bucket_name(start: int, end: int) -> str:
-    """'top50' for [0, 50), 'top50-100' for [50, 100)."""
-    return f"top{end}" if start == 0 else f"top{start}-{end}"
 
 
 def _as_ranges(buckets: BucketConfig | Sequence[Sequence[int]]) -> tuple[list[tuple[int, int]], list[str]]:

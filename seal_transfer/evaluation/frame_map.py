@@ -44,15 +44,6 @@ _MICROSECONDS = 1_000_000
 
 
 @dataclass
-class FrameMapConfig:
-    """Knobs of the AVA frame-mAP protocol (official defaults)."""
-
-    iou_threshold: float = 0.5
-    protocol: str = "2020"  # "2020": ActivityNet master (May 2020 on); "2019": the copy PySlowFast/mmaction2 forked
-    top_k: int = 50  # detections kept per keyframe across classes; 0 = no cap (PySlowFast, mmaction2)
-
-
-@dataclass
 class FrameMapResult:
     """Frame-mAP and the counts that explain it (what was scored, what was dropped and why)."""
 

@@ -30,14 +30,6 @@ DEFAULT_TIOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 
 
 @dataclass
-class TemporalMapConfig:
-    """Knobs of the temporal detection metric (ActivityNet defaults)."""
-
-    tiou_thresholds: list[float] = field(default_factory=lambda: DEFAULT_TIOU_THRESHOLDS.tolist())
-    subset: str = "validation"
-
-
-@dataclass
 class TadResult:
     """Average-mAP, mAP per threshold and AP per (threshold, class)."""
 

@@ -1,30 +1,5 @@
-"""SlowFast detector/classifier builders (pytorchvideo) and checkpoint loading."""
+"""Models: the SlowFast detector / classifier (`slowfast.py`, pytorchvideo builders), the temporal detector
+(`tad.py`), checkpoint reading (`checkpoints.py`) and their torch-free config sections (`config.py`).
 
-from seal_transfer.models.checkpoints import LoadReport, detect_layout, load_weights, read_checkpoint
-from seal_transfer.models.slowfast import (
-    PRESETS,
-    InputSpec,
-    ModelConfig,
-    ResolvedModelConfig,
-    build_classifier,
-    build_detector,
-    input_spec,
-    pack_pathways,
-    resolve,
-)
-
-__all__ = [
-    "PRESETS",
-    "InputSpec",
-    "LoadReport",
-    "ModelConfig",
-    "ResolvedModelConfig",
-    "build_classifier",
-    "build_detector",
-    "detect_layout",
-    "input_spec",
-    "load_weights",
-    "pack_pathways",
-    "read_checkpoint",
-    "resolve",
-]
+Nothing is imported here, so `seal_transfer.models.config` loads without torch.
+"""

@@ -353,20 +353,40 @@ PYSLOWFAST_ROI_ALIGNED = True
 
 
 def stored_description(obj: Any) -> dict[str, Any]:
-    """Class ids, class names and model config that one of our files records ({} for foreign files).
+    """What one of our files records about its model ({} for foreign files): the one reader of our metadata.
 
-    Our exported `model.pt` keeps them under "seal_transfer"; our Lightning `.ckpt` keeps the model config and
-    class ids (no names) in Lightning's "hyper_parameters".
+    Our exported `model.pt` keeps it under "seal_transfer" (class ids and names, model config, task, and the
+    loss and pose columns when the exporter recorded them); our Lightning `.ckpt` keeps the model config, class ids
+    (no names), the loss and the pose columns in Lightning's "hyper_parameters".
     """
     if not isinstance(obj, Mapping):
         return {}
     meta = obj.get("seal_transfer")
     if isinstance(meta, Mapping):
-        return {k: meta[k] for k in ("class_ids", "class_names", "model") if k in meta}
+        return {k: meta[k] for k in ("class_ids", "class_names", "model", "task", "loss", "pose_columns", "classes")
+                if k in meta}
     hp = obj.get("hyper_parameters")
     if isinstance(hp, Mapping) and "model_cfg" in hp:
-        return {"model": hp["model_cfg"], **({"class_ids": hp["class_ids"]} if "class_ids" in hp else {})}
+        out: dict[str, Any] = {"model": hp["model_cfg"], "lightning": True}
+        if "class_ids" in hp:
+            out["class_ids"] = hp["class_ids"]
+        if "pose_columns" in hp:
+            out["pose_columns"] = hp["pose_columns"]
+        optim = hp.get("optim_cfg")
+        if isinstance(optim, Mapping) and "loss" in optim:
+            out["loss"] = optim["loss"]
+        return out
     return {}
+
+
+def stored_description_of(path: Path) -> dict[str, Any]:
+    """`stored_description` of a weights file, {} when it cannot be read safely (foreign or pickled formats)."""
+    import torch
+
+    try:
+        return stored_description(torch.load(path, map_location="cpu", weights_only=True))
+    except Exception:  # noqa: BLE001 - a file we cannot read this way simply records nothing we know
+        return {}
 
 
 def roi_convention(obj: Any) -> tuple[Optional[bool], str]:
@@ -374,7 +394,7 @@ def roi_convention(obj: Any) -> tuple[Optional[bool], str]:
     file does not say: a foreign state dict, a classifier, a PySlowFast Kinetics checkpoint."""
     model = stored_description(obj).get("model")
     if isinstance(model, Mapping):
-        from seal_transfer.models.slowfast import ModelConfig, resolve
+        from seal_transfer.models.config import ModelConfig, resolve
 
         try:
             return resolve(ModelConfig(**dict(model))).roi_aligned, "a seal_transfer checkpoint"

@@ -24,32 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-@dataclass
-class TadConfig:
-    """Temporal detector knobs (the paper names none: values follow ActionFormer / Faster-TAD practice)."""
-
-    hidden: int = 256  # channels of the embedding and the pyramid
-    embed_layers: int = 2  # conv layers before the pyramid
-    levels: int = 6  # pyramid levels (strides 1, 2, …, 2^(levels-1) steps)
-    head_layers: int = 2  # conv layers of the proposal heads (shared over levels)
-    center_radius: float = 1.5  # positives: positions within this many level strides of a segment's centre
-    roi_bins: int = 16  # RoIAlign bins inside a proposal
-    context_bins: int = 4  # RoIAlign bins on each side (boundary context)
-    context_ratio: float = 0.25  # context width as a fraction of the proposal length
-    pre_nms_proposals: int = 1000  # best-actionness proposals kept before proposal NMS
-    proposal_nms_iou: float = 0.7
-    num_proposals: int = 100  # proposals per tube sent to the RoI head
-    positive_iou: float = 0.5  # proposal ↔ ground-truth tIoU that makes a positive RoI sample
-    dropout: float = 0.1
-    focal_alpha: float = 0.25
-    focal_gamma: float = 2.0
-    loss_weight_boundary: float = 1.0
-    loss_weight_classification: float = 1.0
-    loss_weight_refinement: float = 1.0
-    soft_nms_sigma: float = 0.5  # Gaussian soft-NMS decay
-    max_detections: int = 100  # per tube after soft-NMS (ActivityNet keeps 100 per video)
-    score_threshold: float = 0.001
+from seal_transfer.models.config import TadConfig
 
 
 class ChannelNorm(nn.Module):

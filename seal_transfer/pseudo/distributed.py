@@ -25,6 +25,7 @@ from torch.utils.data import Subset
 
 from seal_transfer.data.datamodules import KeyframeSplit
 from seal_transfer.pseudo.labeler import TwoViewScores, score_two_views
+from seal_transfer.utils.dist import local_rank
 from seal_transfer.utils.fileio import atomic_path
 
 # Lightning's default process-group timeout; the group created here is the one training reuses.
@@ -84,8 +85,7 @@ def barrier() -> None:
 def labelling_device(accelerator: str = "auto") -> torch.device:
     """This rank's device for the labelling pass: its own GPU when training would use GPUs, else CPU."""
     if _wants_cuda(accelerator):
-        local_rank = int(os.environ.get("LOCAL_RANK", os.environ.get("SLURM_LOCALID", "0")))
-        return torch.device("cuda", local_rank if dist.is_initialized() else torch.cuda.current_device())
+        return torch.device("cuda", local_rank() if dist.is_initialized() else torch.cuda.current_device())
     return torch.device("cpu")
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
-from omegaconf import OmegaConf
 
 from seal_transfer.data.datamodules import KeyframeSplit, make_keyframe_split
 from seal_transfer.data.domains import (
@@ -22,7 +22,6 @@ from seal_transfer.data.domains import (
 )
 from seal_transfer.data.formats.ava import AvaTable, LabelMap, read_ava_csv, write_ava_csv
 from seal_transfer.engine.detection import DetectionModule
-from seal_transfer.engine.rundir import is_finished
 from seal_transfer.engine.supervised import (
     DetectionJob,
     data_problems,
@@ -32,6 +31,8 @@ from seal_transfer.engine.supervised import (
 )
 from seal_transfer.errors import UserError
 from seal_transfer.models.checkpoints import checkpoint_class_names, load_weights
+from seal_transfer.models.config import clip_spec
+from seal_transfer.pseudo.config import AdaptConfig
 from seal_transfer.pseudo.distributed import (
     barrier,
     ensure_process_group,
@@ -47,14 +48,8 @@ from seal_transfer.pseudo.labeler import (
     run_selection,
     selection_stats,
 )
-from seal_transfer.pseudo.selection import AdaptConfig
+from seal_transfer.rundir import METRICS, PSEUDO_LABELS, ROUND_STATS, WEIGHTS, adapt_round_dir, is_finished
 from seal_transfer.utils.fileio import atomic_path, write_json
-
-
-def adapt_config(cfg: Any) -> AdaptConfig:
-    acfg = AdaptConfig(**OmegaConf.to_container(cfg.adapt, resolve=True))
-    acfg.validate()
-    return acfg
 
 
 def _target_pool(cfg: Any, acfg: AdaptConfig) -> list[tuple[str, DomainSplit]]:
@@ -70,7 +65,7 @@ def _target_pool(cfg: Any, acfg: AdaptConfig) -> list[tuple[str, DomainSplit]]:
 
 
 def _labelling_split(cfg: Any, split: DomainSplit, what: str) -> KeyframeSplit:
-    return make_keyframe_split(cfg, split, train=True, labelled=False, views=2, what=what)
+    return make_keyframe_split(cfg, split, clip=clip_spec(cfg.model), train=True, labelled=False, views=2, what=what)
 
 
 def check_source_label_space(weights: Path, labelmap: LabelMap, allow_pickle: bool = False) -> None:
@@ -96,7 +91,7 @@ def check_source_label_space(weights: Path, labelmap: LabelMap, allow_pickle: bo
 def _build_scorer(cfg: Any, source_labelmap: LabelMap, weights: Path) -> DetectionModule:
     module = DetectionModule(
         model_cfg=model_config_for(cfg, weights, "adapt"),
-        optim_cfg=OmegaConf.to_container(cfg.optim, resolve=True),
+        optim_cfg=asdict(cfg.optim),
         num_classes=len(source_labelmap),
         pose_columns=pose_columns(source_labelmap, cfg.optim.pose_label_type),
         class_ids=source_labelmap.ids,
@@ -159,7 +154,7 @@ def label_round(
         stats["pools"][name].update(data_problems([labelling]))
     if rank != 0:
         barrier()  # rank 0 has written stats.json and pseudo_labels.csv
-        return json.loads((round_dir / "stats.json").read_text())
+        return json.loads((round_dir / ROUND_STATS).read_text())
     table = AvaTable.concat(rows) if rows else AvaTable.empty()
     pools = stats["pools"].values()
     seen = sum(p["samples_seen"] for p in pools)
@@ -181,8 +176,8 @@ def label_round(
         stats["pseudo_label_precision"] = sum(p * k for p, k in precisions) / max(sum(k for _, k in precisions), 1)
     stats.update(_merged_diagnostics(list(pools), source_labelmap))
     stats["world_size"] = world
-    write_json(round_dir / "stats.json", stats)
-    write_ava_csv(round_dir / "pseudo_labels.csv", table, "pseudo")  # written last: marks labelling done
+    write_json(round_dir / ROUND_STATS, stats)
+    write_ava_csv(round_dir / PSEUDO_LABELS, table, "pseudo")  # written last: marks labelling done
     if world > 1:
         barrier()
         shutil.rmtree(round_dir / "label_shards", ignore_errors=True)
@@ -214,7 +209,7 @@ def _merged_diagnostics(pools: list[dict[str, Any]], source_labelmap: LabelMap) 
 
 def require_hidden_truth(cfg: Any) -> None:
     """`adapt.labels=oracle|random` read the synthetic world's hidden truth: refuse before any work without it."""
-    acfg = adapt_config(cfg)
+    acfg = cfg.adapt
     if acfg.labels == "rule":
         return
     for name, _ in _target_pool(cfg, acfg):
@@ -255,31 +250,33 @@ def _mixed_training_split(
         timings.update(source.timings)
     used = set(table.video_ids.tolist())
     split = DomainSplit(table, source_labelmap, {v: timings[v] for v in used}, {v: video_paths[v] for v in used})
-    return make_keyframe_split(cfg, split, train=True, what=f"adapt round {round_index} training set")
+    return make_keyframe_split(cfg, split, clip=clip_spec(cfg.model), train=True,
+                               what=f"adapt round {round_index} training set")
 
 
 def run_adaptation(cfg: Any, out_dir: Path, init: Path, origin: str) -> dict[str, Any]:
     """Rounds 1..R; returns the stage metrics. `RUN/adapt/model.pt` is the last round's weights."""
-    acfg = adapt_config(cfg)
+    acfg = cfg.adapt
     source_classes = source_labelmap(cfg)
     check_source_label_space(init, source_classes, bool(cfg.allow_pickle_checkpoints))
     weights = init
     summary: list[dict[str, Any]] = []
     for r in range(1, acfg.rounds + 1):
-        round_dir = out_dir / f"round_{r}"
+        round_dir = adapt_round_dir(out_dir, r)
         round_dir.mkdir(parents=True, exist_ok=True)
         if is_finished(round_dir):
             print(f"[adapt] round {r}: already finished, reusing {round_dir}")
-            summary.append(json.loads((round_dir / "metrics.json").read_text()))
-            weights = round_dir / "model.pt"
+            summary.append(json.loads((round_dir / METRICS).read_text()))
+            weights = round_dir / WEIGHTS
             continue
         start_weights = init if acfg.restart_each_round else weights
-        if not (round_dir / "pseudo_labels.csv").exists():
-            print(f"[adapt] round {r}/{acfg.rounds}: pseudo-labelling with {start_weights if r > 1 else origin}")
+        if not (round_dir / PSEUDO_LABELS).exists():
+            print(f"[adapt] round {r}/{acfg.rounds}: pseudo-labelling with {weights if r > 1 else origin}"
+                  + (f"; training restarts from {init}" if acfg.restart_each_round and r > 1 else ""))
             stats = label_round(cfg, acfg, round_dir, r, weights, source_classes)
         else:
             print(f"[adapt] round {r}: pseudo labels already written, reusing {round_dir / 'pseudo_labels.csv'}")
-            stats = json.loads((round_dir / "stats.json").read_text())
+            stats = json.loads((round_dir / ROUND_STATS).read_text())
         print(
             f"[adapt] round {r}: kept {stats['kept']}/{stats['samples_seen']} boxes "
             f"({stats['kept_fraction']:.1%})"
@@ -289,16 +286,16 @@ def run_adaptation(cfg: Any, out_dir: Path, init: Path, origin: str) -> dict[str
                 else ""
             )
         )
-        pseudo = read_ava_csv(round_dir / "pseudo_labels.csv", "pseudo")
+        pseudo = read_ava_csv(round_dir / PSEUDO_LABELS, "pseudo")
         round_metrics: dict[str, Any] = {"round": r, **{k: v for k, v in stats.items() if k != "pools"}}
         if len(pseudo) == 0:
             print(f"[adapt] round {r}: nothing kept at lambda_c={acfg.lambda_c}; weights carried over unchanged")
-            with atomic_path(round_dir / "model.pt") as tmp:
+            with atomic_path(round_dir / WEIGHTS) as tmp:
                 shutil.copyfile(start_weights, tmp)
             round_metrics["trained"] = False
         else:
             train = _mixed_training_split(cfg, acfg, pseudo, source_classes, r)
-            round_cfg = OmegaConf.merge(cfg, {"trainer": {"max_epochs": acfg.epochs_per_round}})
+            round_cfg = replace(cfg, trainer=replace(cfg.trainer, max_epochs=acfg.epochs_per_round))
             job = DetectionJob(
                 f"adapt round {r}",
                 round_dir,
@@ -311,10 +308,10 @@ def run_adaptation(cfg: Any, out_dir: Path, init: Path, origin: str) -> dict[str
             )
             round_metrics.update(run_detection_job(round_cfg, job))
             round_metrics["trained"] = True
-        write_json(round_dir / "metrics.json", round_metrics)
+        write_json(round_dir / METRICS, round_metrics)
         summary.append(round_metrics)
-        weights = round_dir / "model.pt"
-    with atomic_path(out_dir / "model.pt") as tmp:
+        weights = round_dir / WEIGHTS
+    with atomic_path(out_dir / WEIGHTS) as tmp:
         shutil.copyfile(weights, tmp)
     last = summary[-1]
 
@@ -334,9 +331,3 @@ def run_adaptation(cfg: Any, out_dir: Path, init: Path, origin: str) -> dict[str
         "per_round": summary,
         "init_from": origin,
     }
-
-
-def pretrain_weights(cfg: Any) -> Optional[Path]:
-    from seal_transfer.engine.rundir import exported_weights, stage_dir
-
-    return exported_weights(stage_dir(cfg.run_dir, "pretrain"))

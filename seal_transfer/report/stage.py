@@ -23,6 +23,7 @@ from seal_transfer.report.plots import (
     plot_pseudo_label_stats,
     plot_training_curves,
 )
+from seal_transfer.rundir import CONFIG, METRICS, ROUND_STATS, VAL_DETECTIONS, WEIGHTS
 from seal_transfer.utils.fileio import atomic_write
 
 STAGES = ("pretrain", "adapt", "finetune")
@@ -43,12 +44,9 @@ class StageFigures:
 
 def class_names_from_weights(path: Path) -> dict[int, str]:
     """Class id → name from our exported model.pt's metadata ({} for other files)."""
-    import torch
+    from seal_transfer.models.checkpoints import stored_description_of
 
-    try:
-        meta = torch.load(path, map_location="cpu", weights_only=True).get("seal_transfer", {})
-    except Exception:  # noqa: BLE001 - any unreadable file simply has no names to offer
-        return {}
+    meta = stored_description_of(path)
     ids, names = meta.get("class_ids"), meta.get("class_names")
     if not ids or not names or len(ids) != len(names):
         return {}
@@ -61,9 +59,9 @@ def _load_json(path: Path) -> dict[str, Any]:
 
 def _stage_config(stage_dir: Path) -> Any:
     from seal_transfer.config import Config
-    from seal_transfer.configuration import load_config
+    from seal_transfer.config.loader import load_config
 
-    return load_config(Config, [stage_dir / "config.yaml"])
+    return load_config(Config, [stage_dir / CONFIG])
 
 
 def _validation_truth(stage: str, stage_dir: Path) -> tuple[Any, set[tuple[str, float]], dict[int, str]]:
@@ -102,10 +100,10 @@ def draw_stage(stage_dir: str | Path, out_dir: str | Path, *, prefix: str = "",
     from seal_transfer.report.pr import precision_recall_curves
 
     stage_dir, out_dir = Path(stage_dir), Path(out_dir)
-    metrics = _load_json(stage_dir / "metrics.json")
+    metrics = _load_json(stage_dir / METRICS)
     stage = str(metrics.get("stage") or stage_dir.name)
     result = StageFigures(stage=stage, directory=stage_dir, metrics=metrics)
-    result.class_names = class_names_from_weights(stage_dir / "model.pt")
+    result.class_names = class_names_from_weights(stage_dir / WEIGHTS)
     title = stage
 
     def attempt(kind: str, draw: Any) -> None:
@@ -129,7 +127,7 @@ def draw_stage(stage_dir: str | Path, out_dir: str | Path, *, prefix: str = "",
         result.notes.append("training_curves: skipped (no logs/metrics.csv)")
 
     # Adaptation: pseudo-label statistics per round.
-    result.rounds = [_load_json(d / "stats.json") for d in round_dirs if (d / "stats.json").is_file()]
+    result.rounds = [_load_json(d / ROUND_STATS) for d in round_dirs if (d / ROUND_STATS).is_file()]
     if result.rounds:
         attempt("pseudo_labels", lambda p: plot_pseudo_label_stats(result.rounds, p, class_names=result.class_names))
 
@@ -155,7 +153,7 @@ def draw_stage(stage_dir: str | Path, out_dir: str | Path, *, prefix: str = "",
     attempt("per_class_ap", lambda p: plot_per_class_ap(per_class, p, class_names=result.class_names, groups=groups,
                                                         title=f"{stage}: per-class AP"))
 
-    detections_csv = stage_dir / "val_detections.csv"
+    detections_csv = stage_dir / VAL_DETECTIONS
     if truth is not None and detections_csv.is_file():
         def draw_pr(path: Path) -> Path:
             gt, exclusions = truth
@@ -285,7 +283,7 @@ def build_report(run_dir: str | Path, out_dir: str | Path, *, pr_classes: Option
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: run directory not found")
     drawn = [draw_stage(run_dir / s, out_dir, prefix=f"{s}_", pr_classes=pr_classes) for s in STAGES
-             if (run_dir / s / "metrics.json").is_file()]
+             if (run_dir / s / METRICS).is_file()]
     if not drawn and sweep is None:
         raise UserError(f"{run_dir}: no finished stage (no <stage>/metrics.json in {', '.join(STAGES)})")
     lines = [f"# {title or 'Report: ' + run_dir.name}", "", f"Run directory: `{run_dir}`", ""]

@@ -17,11 +17,12 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
-from seal_transfer.data.clips import ClipConfig, generate_clips
+from seal_transfer.data.clips import generate_clips
+from seal_transfer.data.config import ClipConfig
 from seal_transfer.data.formats.ava import (
     AvaTable,
     LabelMap,
@@ -32,6 +33,7 @@ from seal_transfer.data.formats.ava import (
     write_video_meta,
 )
 from seal_transfer.data.formats.seal import SealTubes, SealVideo, Segment, Tube, write_seal_clips, write_seal_tubes
+from seal_transfer.data.synthetic.config import SynthConfig
 from seal_transfer.data.synthetic.motion import CODE, NONE, ActorPlan, plan_video, simulate
 from seal_transfer.data.synthetic.render import ClutterBackground, PlainBackground, random_appearance, render_video
 from seal_transfer.data.synthetic.vocab import ATOMIC, TIERS, activities_for, atomic_for, generic_for, target_for
@@ -64,57 +66,6 @@ TARGET_LOOK = DomainLook(fps=15.0, width=144, height=108, actors=(2, 4), heights
                          p_partial=0.2)
 GENERIC_LOOK = DomainLook(fps=15.0, width=128, height=96, actors=(1, 3), heights=(0.45, 0.7), p_joint=0.0,
                           p_partial=0.0)
-
-PRESETS: dict[str, dict[str, float]] = {
-    "tiny": dict(source_train=4, source_val=2, source_duration=8.0, target_train=2, target_val=2,
-                 target_unlabeled=2, target_duration=8.0, generic_train=8, generic_val=4, generic_duration=2.0,
-                 source_zipf=1.1),
-    "small": dict(source_train=72, source_val=24, source_duration=12.0, target_train=24, target_val=8,
-                  target_unlabeled=16, target_duration=15.0, generic_train=90, generic_val=30, generic_duration=2.0,
-                  source_zipf=0.6),
-    "paper": dict(source_train=160, source_val=40, source_duration=16.0, target_train=100, target_val=30,
-                  target_unlabeled=60, target_duration=20.0, generic_train=400, generic_val=100, generic_duration=2.0,
-                  source_zipf=1.1),
-}
-
-
-@dataclass
-class SynthConfig:
-    """Which world to build. Size fields left at None take the preset's value."""
-
-    preset: str = "small"  # tiny | small | paper
-    seed: int = 0
-    source_train: Optional[int] = None
-    source_val: Optional[int] = None
-    source_duration: Optional[float] = None  # seconds per source video
-    target_train: Optional[int] = None
-    target_val: Optional[int] = None
-    target_unlabeled: Optional[int] = None
-    target_duration: Optional[float] = None  # seconds per target video (keyframes 902 .. 900 + duration - 2)
-    generic_train: Optional[int] = None
-    generic_val: Optional[int] = None
-    generic_duration: Optional[float] = None
-    source_zipf: Optional[float] = None  # long tail of source activity frequencies: weight ∝ rank^-source_zipf
-    workers: int = 0  # processes for rendering; 0 = min(2, CPUs). Output does not depend on it.
-
-    def sizes(self) -> dict[str, float]:
-        if self.preset not in PRESETS:
-            raise UserError(f"synth.preset: '{self.preset}' is not one of {', '.join(PRESETS)}")
-        sizes = dict(PRESETS[self.preset])
-        for key in sizes:
-            value = getattr(self, key)
-            if value is not None:
-                sizes[key] = value
-        for key, value in sizes.items():
-            least = 0 if not key.endswith("duration") else (1 if key.startswith("generic") else 5)
-            if value < least:
-                raise UserError(f"synth.{key}: {value} is below its minimum {least}"
-                                + (" s (a target video needs keyframes 902..903)" if least == 5 else ""))
-        return sizes
-
-    def overrides(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k not in ("preset", "seed", "workers") and v is not None}
-
 
 # ------------------------------------------------------------------------------------------------ jobs
 

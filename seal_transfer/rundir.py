@@ -1,7 +1,9 @@
-"""Run directories: where each stage writes, how stages find each other's weights, and a lock per stage.
+"""Run directories, the one place their layout is written down: where each stage writes, how stages find each
+other's weights, and a lock per stage. A leaf module: it imports nothing of the toolkit but errors and utils.
 
-Layout: RUN/<stage>/{config.yaml, checkpoints/{last,best}.ckpt, model.pt, metrics.json, logs/...}; a stage is
-finished when its `metrics.json` exists (written last, atomically). Adapt rounds live in RUN/adapt/round_<r>/.
+Layout: RUN/<stage>/{config.yaml, checkpoints/{last,best}.ckpt, model.pt, metrics.json, logs/...,
+val_detections.csv}; a stage is finished when its `metrics.json` exists (written last, atomically). Adapt rounds
+live in RUN/adapt/round_<r>/ with the same files plus pseudo_labels.csv and stats.json.
 """
 
 from __future__ import annotations
@@ -13,7 +15,19 @@ from pathlib import Path
 from typing import Optional
 
 from seal_transfer.errors import UserError
+from seal_transfer.utils.dist import launcher_rank
 from seal_transfer.utils.locks import LockBusy, process_lock
+
+CONFIG = "config.yaml"  # the resolved config the stage ran with
+METRICS = "metrics.json"  # written last: its presence means "finished"
+WEIGHTS = "model.pt"  # the plain weights the next stage starts from
+CHECKPOINTS = "checkpoints"  # Lightning checkpoints: LAST (resume) and BEST (by the monitored metric)
+LAST_CHECKPOINT = "last.ckpt"
+BEST_CHECKPOINT = "best.ckpt"
+LOGS = "logs"  # TensorBoard events and metrics.csv
+VAL_DETECTIONS = "val_detections.csv"  # AVA-format detections on the validation split
+PSEUDO_LABELS = "pseudo_labels.csv"  # an adapt round's kept boxes and classes
+ROUND_STATS = "stats.json"  # an adapt round's selection statistics
 
 WEIGHT_CHAIN = {
     # stage -> earlier stages whose weights it starts from, most preferred first
@@ -28,13 +42,17 @@ def stage_dir(run_dir: str | os.PathLike[str], stage: str) -> Path:
     return Path(run_dir).expanduser() / stage
 
 
+def adapt_round_dir(adapt_dir: Path, round_index: int) -> Path:
+    return adapt_dir / f"round_{round_index}"
+
+
 def is_finished(directory: Path) -> bool:
-    return (directory / "metrics.json").is_file()
+    return (directory / METRICS).is_file()
 
 
 def exported_weights(directory: Path) -> Optional[Path]:
     """The plain weights file a finished stage exports for the next one (`model.pt`)."""
-    path = directory / "model.pt"
+    path = directory / WEIGHTS
     return path if path.is_file() else None
 
 
@@ -57,7 +75,7 @@ def stage_lock(directory: Path) -> Iterator[None]:
     (`utils/locks.py` says why), so a run restarted the moment after a `kill -9` finds it free.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    if _launcher_rank() != 0:
+    if launcher_rank() != 0:
         yield  # one multi-process run (torchrun/SLURM/DDP): rank 0 holds the lock for all its ranks
         return
     with contextlib.ExitStack() as stack:
@@ -68,11 +86,3 @@ def stage_lock(directory: Path) -> Iterator[None]:
                 f"{directory}: another run is writing this stage (lock held on {directory / '.lock'})"
             ) from None
         yield
-
-
-def _launcher_rank() -> int:
-    """Global rank set by torchrun / SLURM / Lightning's process launcher (0 when run as a single process)."""
-    for key in ("RANK", "SLURM_PROCID"):
-        if key in os.environ and (key != "SLURM_PROCID" or int(os.environ.get("SLURM_NTASKS", "1")) > 1):
-            return int(os.environ[key])
-    return int(os.environ.get("LOCAL_RANK", "0")) + int(os.environ.get("NODE_RANK", "0"))

@@ -8,9 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
 
-from seal_transfer.configuration import to_yaml
-from seal_transfer.engine.rundir import is_finished, stage_dir, stage_lock, upstream_weights
+from seal_transfer.config.loader import to_yaml
 from seal_transfer.errors import UserError
+from seal_transfer.rundir import CONFIG, METRICS, is_finished, stage_dir, stage_lock, upstream_weights
+from seal_transfer.utils.dist import is_rank_zero
 from seal_transfer.utils.fileio import atomic_write, write_json
 
 
@@ -27,24 +28,26 @@ def resolve_init(cfg: Any, stage: str) -> tuple[Optional[Path], str]:
     return weights, f"{origin} stage ({weights})"
 
 
-def run_stage(cfg: Any, stage: str, work: Callable[[Path], dict[str, Any]]) -> int:
-    """Run `work(out_dir)` once per stage folder; it returns the metrics that are written to metrics.json."""
+def run_stage(cfg: Any, stage: str, work: Callable[[Path], dict[str, Any]], *, finishes: bool = True,
+              record: str = METRICS, redo: Optional[Callable[[Path], None]] = None, plots: bool = True) -> int:
+    """The stage lifecycle, in its named steps: lock the stage folder; skip it if finished (unless `force`);
+    on `force`, `redo` what is to be redone (default: everything the stage wrote, adapt rounds included); record
+    the resolved config; `work(out_dir)`; write its metrics, last; draw the stage's plots; print the summary.
+
+    A step that does not finish the stage (`finishes=False`: `tubes.step=extract`, say) writes its metrics to
+    `record` instead of metrics.json, so the stage stays unfinished and the next step can follow."""
     out_dir = stage_dir(cfg.run_dir, stage)
     with stage_lock(out_dir):
-        if is_finished(out_dir) and not cfg.force:
+        if finishes and is_finished(out_dir) and not cfg.force:
             print(f"[{stage}] already finished: {out_dir / 'metrics.json'} (pass force=true to redo)")
             return 0
         if cfg.force:
-            # Redo from scratch: everything the stage wrote goes (adapt rounds included), the lock stays.
-            for entry in out_dir.iterdir():
-                if entry.name == ".lock":
-                    continue
-                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-        with atomic_write(out_dir / "config.yaml") as handle:
+            (redo or _clear_stage)(out_dir)
+        with atomic_write(out_dir / CONFIG) as handle:
             handle.write(to_yaml(cfg))
         metrics = work(out_dir)
-        write_json(out_dir / "metrics.json", metrics)
-        if _is_rank_zero():
+        write_json(out_dir / (METRICS if finishes else record), metrics)
+        if finishes and plots and is_rank_zero():
             from seal_transfer.report import stage_plots
 
             stage_plots(out_dir)
@@ -52,10 +55,12 @@ def run_stage(cfg: Any, stage: str, work: Callable[[Path], dict[str, Any]]) -> i
     return 0
 
 
-def _is_rank_zero() -> bool:
-    import os
-
-    return os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) in ("0", "")
+def _clear_stage(out_dir: Path) -> None:
+    """Redo from scratch: everything the stage wrote goes (adapt rounds included), the lock stays."""
+    for entry in out_dir.iterdir():
+        if entry.name == ".lock":
+            continue
+        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
 
 
 def print_summary(stage: str, out_dir: Path, metrics: dict[str, Any]) -> None:

@@ -36,46 +36,16 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from seal_transfer.data.transforms import AugmentConfig, ClipTransform
+from seal_transfer.data.clip import pack_pathways
+from seal_transfer.data.config import AugmentConfig
+from seal_transfer.data.transforms import ClipTransform
 from seal_transfer.data.video import open_video_source
 from seal_transfer.data.workers import decode_worker_init
 from seal_transfer.errors import UserError
-from seal_transfer.models.slowfast import pack_pathways
+from seal_transfer.tad.config import StreamConfig
 from seal_transfer.utils.fileio import atomic_path, write_json
 
 FEATURE_FORMAT = "seal_transfer-tubelet-features-1"
-
-
-@dataclass
-class StreamConfig:
-    """How one feature stream samples a tube. Defaults: the paper's SlowFast stream (30 fps, window 32, stride 4,
-    4 fps boxes)."""
-
-    fps: float = 30.0  # the video is read at this rate (frames picked by time from the native rate)
-    window: int = 32  # frames per window at `fps`
-    stride: int = 4  # frames between consecutive windows at `fps` (feature step = stride / fps seconds)
-    box_fps: Optional[float] = 4.0  # annotated boxes are used at this rate; null = every annotated box
-    short_side: Optional[int] = None  # frames are resized to this short side; null = data.augment.eval_short_side
-
-    @property
-    def step(self) -> float:
-        return self.stride / self.fps
-
-    def validate(self, key: str) -> None:
-        if self.fps <= 0:
-            raise UserError(f"config key '{key}.fps': must be > 0, got {self.fps}")
-        if self.window < 1 or self.stride < 1:
-            raise UserError(f"config key '{key}.window' / '{key}.stride': must be >= 1, got {self.window}, "
-                            f"{self.stride}")
-        if self.box_fps is not None and self.box_fps <= 0:
-            raise UserError(f"config key '{key}.box_fps': must be > 0 or null, got {self.box_fps}")
-        if self.short_side is not None and self.short_side < 1:
-            raise UserError(f"config key '{key}.short_side': must be >= 1 or null, got {self.short_side}")
-
-
-def second_stream_defaults() -> StreamConfig:
-    """The paper's TSP stream: 15 fps, window 16, stride 2, 2 fps boxes."""
-    return StreamConfig(fps=15.0, window=16, stride=2, box_fps=2.0)
 
 
 # ------------------------------------------------------------------------------------------------ planning

@@ -1,7 +1,9 @@
-"""Generic structured-config machinery: merge YAML files and `key=value` overrides onto a dataclass schema.
+"""Generic structured-config machinery: merge YAML files and `key=value` overrides onto a dataclass schema,
+then hand back the typed, checked dataclass tree.
 
-Kept apart from the schema itself (`seal_transfer.config`) so the rules — unknown keys and wrong types fail
-before any work, with one line naming the key — are one piece of code every stage shares.
+Kept apart from the schema itself (`seal_transfer.config.schema`) so the rules — unknown keys and wrong types
+fail before any work, with one line naming the key; every section's own `validate(key)` runs at load — are one
+piece of code every stage shares. Stages load once at their entry and pass the typed sections down.
 """
 
 from __future__ import annotations
@@ -104,16 +106,14 @@ def _set_override(cfg: DictConfig, key: str, value: Any, schema: type, raw: str 
         raise _explain(exc, schema, f"override '{key}={value}'") from None
 
 
-def load_config(
+def merged_config(
     schema: type,
     files: Sequence[str | Path] = (),
     overrides: Sequence[str] = (),
     base: dict[str, Any] | None = None,
-) -> Any:
-    """Schema defaults ← `base` (stage defaults) ← each YAML file in order ← `key=value` overrides.
-
-    Returns a typed, struct-mode DictConfig; every problem is a `UserError` naming the file or key.
-    """
+) -> DictConfig:
+    """Schema defaults ← `base` (stage defaults) ← each YAML file in order ← `key=value` overrides, as a struct-mode
+    DictConfig (not yet checked); every problem is a `UserError` naming the file or key."""
     cfg = OmegaConf.structured(schema)
     OmegaConf.set_struct(cfg, True)
     layers: list[tuple[str, Any]] = []
@@ -145,13 +145,55 @@ def load_config(
     return cfg
 
 
+def load_config(
+    schema: type,
+    files: Sequence[str | Path] = (),
+    overrides: Sequence[str] = (),
+    base: dict[str, Any] | None = None,
+) -> Any:
+    """The typed, checked config: an instance of `schema` whose sections are the packages' own dataclasses.
+
+    Unknown keys, wrong types, unset required keys and every section's `validate(key)` fail here, with one
+    line naming the key, before a stage takes any lock or writes anything.
+    """
+    return typed(merged_config(schema, files, overrides, base))
+
+
+def typed(node: DictConfig) -> Any:
+    """DictConfig → its dataclass instance, every section validated."""
+    missing = sorted(OmegaConf.missing_keys(node))
+    if missing:
+        raise UserError(f"config key '{missing[0]}' must be set (the config marks it ???), e.g. {missing[0]}=PATH")
+    obj = OmegaConf.to_object(node)
+    validate_sections(obj)
+    return obj
+
+
+def validate_sections(obj: Any, key: str = "") -> None:
+    """Call `validate(key)` of every dataclass section that has one, the innermost first, with its dotted key."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            validate_sections(value, f"{key}.{f.name}" if key else f.name)
+    check = getattr(obj, "validate", None)
+    if callable(check):
+        check(key) if key else check()
+
+
+def with_overrides(cfg: Any, values: dict[str, Any]) -> Any:
+    """A copy of the typed config `cfg` with dotted keys set (`{"trainer.max_epochs": 2}`), typed and checked
+    again: a sweep or a round that changes one key goes through the same rules as the command line."""
+    node = OmegaConf.structured(cfg)
+    OmegaConf.set_struct(node, True)
+    for key, value in values.items():
+        _set_override(node, key, value, type(cfg))
+    return typed(node)
+
+
 def to_yaml(cfg: Any) -> str:
-    return OmegaConf.to_yaml(cfg, resolve=True)
-
-
-def to_object(cfg: Any) -> Any:
-    """The typed dataclass instance behind a DictConfig (for code that wants attribute access without omegaconf)."""
-    return OmegaConf.to_object(cfg)
+    """The resolved config as YAML (what a stage writes to RUN/<stage>/config.yaml)."""
+    node = cfg if OmegaConf.is_config(cfg) else OmegaConf.structured(cfg)
+    return OmegaConf.to_yaml(node, resolve=True)
 
 
 _COMMENT_RE = re.compile(r"^\s*(\w+)\s*:[^#]*#\s*(.*)$")
