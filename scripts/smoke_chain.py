@@ -21,16 +21,8 @@ from pathlib import Path
 from seal_transfer.experiment import comparable_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
-# Coarse tube windows and a small temporal detector keep the tubes stage to seconds (as in tests/test_tubes_cli.py).
-TUBES_FAST = [
-    "tubes.slowfast.fps=20", "tubes.slowfast.window=8", "tubes.slowfast.stride=20", "tubes.slowfast.short_side=48",
-    "tubes.second.fps=10", "tubes.second.window=4", "tubes.second.stride=10", "tubes.second.short_side=48",
-    "tubes.experiments=[aa:slowfast,ca:second+slowfast]", "tubes.train.epochs=1", "tubes.train.batch_size=4",
-    "tubes.tad.hidden=16", "tubes.tad.levels=2", "tubes.tad.head_layers=1", "tubes.tad.roi_bins=4",
-    "tubes.progress=false", "tubes.device=cpu",
-]
 STAGES = (("pretrain", []), ("adapt", ["adapt.rounds=2", "adapt.epochs_per_round=1"]), ("finetune", []),
-          ("tubes", TUBES_FAST))
+          ("tubes", ["--config", str(ROOT / "configs" / "smoke_tubes.yaml")]))
 
 
 def run_chain(out: Path) -> None:

@@ -279,14 +279,10 @@ def test_adapt_restarts_at_once_after_kill_9_amid_its_workers(
         assert (ref_round / "pseudo_labels.csv").read_bytes() == (new_round / "pseudo_labels.csv").read_bytes()
 
 
-# Coarse tube windows and a tiny temporal detector (as in test_tubes_cli.py); 3 epochs so a kill lands mid-training.
-TUBES_FAST = [
-    "tubes.slowfast.fps=20", "tubes.slowfast.window=8", "tubes.slowfast.stride=20", "tubes.slowfast.short_side=48",
-    "tubes.second.fps=10", "tubes.second.window=4", "tubes.second.stride=10", "tubes.second.short_side=48",
-    "tubes.experiments=[aa:slowfast,ca:second+slowfast]", "tubes.train.epochs=3", "tubes.train.batch_size=2",
-    "tubes.tad.hidden=16", "tubes.tad.levels=2", "tubes.tad.head_layers=1", "tubes.tad.roi_bins=4",
-    "tubes.progress=false", "tubes.device=cpu",
-]  # fmt: skip
+# Coarse tube windows and a tiny temporal detector (configs/smoke_tubes.yaml); 3 epochs so a kill lands
+# mid-training.
+TUBES_FAST = ["--config", str(REPO / "configs" / "smoke_tubes.yaml"), "tubes.train.epochs=3",
+              "tubes.train.batch_size=2"]
 
 
 @pytest.fixture(scope="module")
