@@ -2,8 +2,9 @@
 other's weights, and a lock per stage. A leaf module: it imports nothing of the toolkit but errors and utils.
 
 Layout: RUN/<stage>/{config.yaml, checkpoints/{last,best}.ckpt, model.pt, metrics.json, logs/...,
-val_detections.csv}; a stage is finished when its `metrics.json` exists (written last, atomically). Adapt rounds
-live in RUN/adapt/round_<r>/ with the same files plus pseudo_labels.csv and stats.json.
+val_detections.csv + val_groundtruth.csv, val_excluded_timestamps.csv, val_labelmap.pbtxt}; a stage is finished
+when its `metrics.json` exists (written last, atomically). Adapt rounds live in RUN/adapt/round_<r>/ with the same
+files plus pseudo_labels.csv and stats.json.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ LAST_CHECKPOINT = "last.ckpt"
 BEST_CHECKPOINT = "best.ckpt"
 LOGS = "logs"  # TensorBoard events and metrics.csv
 VAL_DETECTIONS = "val_detections.csv"  # AVA-format detections on the validation split
+# What val_detections.csv was scored against, in the official evaluator's formats (so a stage folder can be
+# re-scored, and reported on, from its own files): GT rows, excluded keyframes, evaluated classes.
+VAL_GROUNDTRUTH = "val_groundtruth.csv"
+VAL_EXCLUSIONS = "val_excluded_timestamps.csv"
+VAL_LABELMAP = "val_labelmap.pbtxt"
 PSEUDO_LABELS = "pseudo_labels.csv"  # an adapt round's kept boxes and classes
 ROUND_STATS = "stats.json"  # an adapt round's selection statistics
 

@@ -74,4 +74,6 @@ def print_summary(stage: str, out_dir: Path, metrics: dict[str, Any]) -> None:
     if isinstance(broken, list):  # names, not a number: say how many and which
         shown = ", ".join(str(b) for b in broken[:5]) + (", ..." if len(broken) > 5 else "")
         print(f"   {'broken_videos'.ljust(width)}  {len(broken)}" + (f" ({shown})" if broken else ""))
-    print("   files: config.yaml, metrics.json, model.pt, checkpoints/, logs/ (TensorBoard + metrics.csv), plots/")
+    if out_dir.is_dir():  # what is there, not what is usually there (the tubes stage writes other files)
+        names = sorted(p.name + ("/" if p.is_dir() else "") for p in out_dir.iterdir() if not p.name.startswith("."))
+        print(f"   files: {', '.join(names)}")

@@ -17,7 +17,7 @@ SMOKE = str(ROOT / "configs" / "smoke.yaml")
 
 def run_cli(stage: str, *args: str, cache: Path, check: bool = True) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", f"seal_transfer.{stage}", *args]
-    if stage != "synth":
+    if stage not in ("synth", "evaluate"):
         cmd += [f"data.cache_dir={cache}", "trainer.enable_progress_bar=false"]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=900)
@@ -70,6 +70,15 @@ def test_pretrain_adapt_finetune_chain(tmp_path: Path, cache: Path) -> None:
     assert _in_unit(fine["mAP"]) and fine["init_from"].startswith("adapt stage")
     rows = (run / "finetune" / "val_detections.csv").read_text().splitlines()
     assert rows and len(rows[0].split(",")) == 8
+    # The folder holds what its detections were scored against, so the evaluator CLI re-scores it from its own
+    # files (to the CSV's 6-decimal scores).
+    fdir = run / "finetune"
+    run_cli("evaluate", "ava", str(fdir / "val_groundtruth.csv"), str(fdir / "val_detections.csv"),
+            "--labelmap", str(fdir / "val_labelmap.pbtxt"), "--exclusions", str(fdir / "val_excluded_timestamps.csv"),
+            "--json", str(tmp_path / "rescored.json"), cache=cache)
+    rescored = json.loads((tmp_path / "rescored.json").read_text())
+    assert rescored["mAP"] == pytest.approx(fine["mAP"], abs=1e-3)
+    assert sorted(rescored["per_class"]) == sorted(fine["per_class_AP"])
 
     again = run_cli("finetune", "--config", SMOKE, f"run_dir={run}", cache=cache)
     assert "already finished" in again.stdout

@@ -95,6 +95,14 @@ def test_simulated_two_rank_gather_drops_sampler_padding_copies():
     assert float(value) == pytest.approx(expected.mAP, abs=1e-12)
     assert gathered.result.num_detections == expanded_table(keys, samples).video_ids.size
 
+    # What was scored, gathered once per sample in sample order: the same as one rank feeding 0..6 in order.
+    single = FrameMAP(gt, CLASSES, keyframes=keys)
+    feed(single, samples)
+    assert float(single.compute()) == float(value)
+    for field in ("sample_index", "keyframe_ids", "boxes", "scores"):
+        np.testing.assert_array_equal(getattr(gathered.predictions, field), getattr(single.predictions, field))
+    assert gathered.predictions.sample_index.tolist() == sorted(gathered.predictions.sample_index.tolist())
+
     # Without sample indices the padded copy is counted twice, and the number changes.
     naive = FrameMAP(gt, CLASSES, keyframes=keys)
     for idx in rank0 + rank1:
@@ -144,6 +152,8 @@ def test_top_k_flat_matches_brute_force_with_ties():
 def test_helpers():
     keep = deduplicate(np.array([3, 3, 5, 3, 3, -1, -1]), np.array([0, 1, 0, 0, 1, 0, 0]))
     assert keep.tolist() == [0, 1, 2, 5, 6]
+    # Tagged rows come out in (sample, ordinal) order whatever order the ranks delivered them in.
+    assert deduplicate(np.array([5, -1, 3, 3, 5]), np.array([0, 0, 0, 1, 0])).tolist() == [2, 3, 0, 1]
     keys = np.array([0, 0, 1])
     scores = np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.3]], dtype=np.float32)
     assert top_k_flat(keys, scores, 2).tolist() == [1, 2, 4, 5]

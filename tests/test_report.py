@@ -1,22 +1,22 @@
-"""Report figures: PR curves agree with frame_map's APs; every plot writes a readable PNG; stage folders and run
+"""Report figures: every plot writes a readable PNG; stage folders and run
 directories become figures + report.md; the make_report script's CLI behaviour."""
 
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from test_pr import random_eval_data
 
-from seal_transfer.data.formats.ava import AvaTable, write_ava_csv, write_exclusions, write_labelmap
 from seal_transfer.data.formats.ava import LabelMap as AvaLabelMap
+from seal_transfer.data.formats.ava import write_ava_csv, write_exclusions, write_labelmap
 from seal_transfer.errors import UserError
 from seal_transfer.evaluation.frame_map import frame_map
+from seal_transfer.evaluation.pr import precision_recall_curves
 from seal_transfer.report import (
     build_report,
     plot_lambda_sweep,
@@ -24,7 +24,6 @@ from seal_transfer.report import (
     plot_pr_curves,
     plot_pseudo_label_stats,
     plot_training_curves,
-    precision_recall_curves,
     read_sweep_rows,
     stage_plots,
 )
@@ -41,57 +40,8 @@ def _png_size(path: Path) -> tuple[int, int]:
         return image.size
 
 
-def _random_eval_data(seed: int) -> tuple[AvaTable, AvaTable, list[tuple[str, float]]]:
-    rng = np.random.default_rng(seed)
-    n_gt, n_det = 60, 900
-    vids = np.array(["a", "b", "c"])
-    gt_v = vids[rng.integers(0, 3, n_gt)]
-    gt_t = rng.integers(902, 908, n_gt).astype(float)
-    xy = rng.random((n_gt, 2)) * 0.5
-    gt_boxes = np.concatenate([xy, xy + 0.2 + rng.random((n_gt, 2)) * 0.3], 1)
-    gt = AvaTable.from_columns(gt_v, gt_t, gt_boxes, rng.integers(1, 6, n_gt), np.arange(n_gt))
-    pick = rng.integers(0, n_gt, n_det)
-    det_boxes = np.clip(gt_boxes[pick] + rng.normal(0, 0.05, (n_det, 4)), 0, 1)
-    det_boxes = np.concatenate([np.minimum(det_boxes[:, :2], det_boxes[:, 2:]),
-                                np.maximum(det_boxes[:, :2], det_boxes[:, 2:])], 1)
-    det_boxes[:5, 2] = det_boxes[:5, 0]  # empty boxes are dropped by the evaluator
-    det_t = gt_t[pick].copy()
-    det_t[:40] = 950.0  # keyframes without GT: ignored (2020) or false positives (2019)
-    dets = AvaTable.from_columns(gt_v[pick], det_t, det_boxes, rng.integers(1, 8, n_det),
-                                 scores=np.round(rng.random(n_det), 3))  # rounded: ties on purpose
-    exclusions = [("a", 903.0)]
-    return gt, dets, exclusions
-
-
-@pytest.mark.parametrize("protocol", ["2020", "2019"])
-@pytest.mark.parametrize("top_k", [50, 3])
-def test_pr_curves_have_frame_map_ap(protocol: str, top_k: int) -> None:
-    gt, dets, exclusions = _random_eval_data(1)
-    classes = [1, 2, 3, 4, 5, 6]  # 6 has no GT
-    expected = frame_map(gt, dets, classes, exclusions=exclusions, protocol=protocol, top_k=top_k)
-    curves = precision_recall_curves(gt, dets, classes, exclusions=exclusions, protocol=protocol, top_k=top_k)
-    assert list(curves) == classes
-    for cid in classes:
-        curve, ap = curves[cid], expected.per_class[cid]
-        assert (math.isnan(ap) and math.isnan(curve.ap)) or curve.ap == pytest.approx(ap, abs=1e-12), cid
-        assert curve.num_gt == expected.num_gt_per_class[cid]
-        assert curve.precision.size == expected.num_detections_per_class[cid]
-        if curve.scores.size:
-            assert np.all(np.diff(curve.scores) <= 0)  # ranking order
-            assert curve.recall[-1] * curve.num_gt == pytest.approx(expected.num_true_positives_per_class[cid])
-    assert any(curves[c].precision.size for c in classes)
-
-
-def test_pr_curves_reject_bad_arguments() -> None:
-    gt, dets, _ = _random_eval_data(2)
-    with pytest.raises(ValueError):
-        precision_recall_curves(gt, dets, [1], protocol="2018")
-    with pytest.raises(ValueError):
-        precision_recall_curves(gt, dets, [])
-
-
 def test_plot_functions_write_pngs(tmp_path: Path) -> None:
-    gt, dets, exclusions = _random_eval_data(3)
+    gt, dets, exclusions = random_eval_data(3)
     curves = precision_recall_curves(gt, dets, [1, 2, 7], exclusions=exclusions)
     assert curves[7].precision.size and curves[7].num_gt == 0
     out = plot_pr_curves(list(curves.values()), tmp_path / "pr.png", class_names={1: "walk", 2: "run"})
@@ -146,25 +96,22 @@ def test_read_sweep_rows(tmp_path: Path) -> None:
 
 
 def _fake_run(tmp_path: Path) -> Path:
-    """A run dir as the stages leave it: finetune (with a config.yaml pointing at a tiny AVA folder) and adapt."""
-    ava = tmp_path / "ava"
+    """A run dir as the stages leave it: finetune (detections beside the GT, exclusions and label map they were
+    scored against) and adapt."""
     labelmap = AvaLabelMap([1, 2, 3], {1: "stand", 2: "walk", 3: "talk to"},
                            {1: "PERSON_MOVEMENT", 2: "PERSON_MOVEMENT", 3: "PERSON_INTERACTION"})
-    write_labelmap(ava / "annotations" / "ava_action_list_v2.2.pbtxt", labelmap)
-    # The evaluation label map and the exclusions must exist (a stage refuses to run without them).
-    write_labelmap(ava / "annotations" / "ava_action_list_v2.2_for_activitynet_2019.pbtxt", labelmap, layout="item")
-    write_exclusions(ava / "annotations" / "ava_val_excluded_timestamps_v2.2.csv", [])
-    gt, dets, _ = _random_eval_data(4)
+    gt, dets, _ = random_eval_data(4)
     gt = gt.select(gt.action_ids <= 3)
-    write_ava_csv(ava / "annotations" / "ava_val_v2.2.csv", gt, "gt")
     run = tmp_path / "run"
     fine = run / "finetune"
     write_ava_csv(fine / "val_detections.csv", dets.select(dets.action_ids <= 3), "detections")
+    write_ava_csv(fine / "val_groundtruth.csv", gt, "gt")
+    write_exclusions(fine / "val_excluded_timestamps.csv", [])
+    write_labelmap(fine / "val_labelmap.pbtxt", labelmap)
     result = frame_map(gt, dets, [1, 2, 3])
     metrics = {"stage": "finetune", "mAP": result.mAP, "epochs": 2, "init_from": "adapt stage",
                "per_class_AP": {str(k): v for k, v in result.per_class.items()}}
     (fine / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
-    (fine / "config.yaml").write_text(f"data:\n  target:\n    root: {ava}\n", encoding="utf-8")
     logs = fine / "logs"
     logs.mkdir()
     (logs / "metrics.csv").write_text("epoch,step,train/loss,val/mAP\n0,0,0.8,\n0,0,,0.2\n1,1,0.6,\n1,1,,0.3\n",
@@ -198,7 +145,7 @@ def test_stage_plots_skip_what_is_missing(tmp_path: Path, capsys: pytest.Capture
     stage = tmp_path / "pretrain"
     stage.mkdir()
     (stage / "metrics.json").write_text(json.dumps({"stage": "pretrain", "per_class_AP": {"1": 0.5}}), "utf-8")
-    written = stage_plots(stage)  # no logs, no config.yaml, no detections: only the AP bars
+    written = stage_plots(stage)  # no logs, no validation GT, no detections: only the AP bars
     assert [p.name for p in written] == ["per_class_ap.png"]
     out = capsys.readouterr().out
     assert "training_curves: skipped" in out and "pr_curves: skipped" in out

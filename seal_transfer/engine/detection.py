@@ -3,8 +3,8 @@ and the adaptation rounds all train through this one module; only the data and t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, Optional
+from collections.abc import Sequence
+from typing import Any, Optional, Protocol
 
 import lightning as L
 import numpy as np
@@ -47,11 +47,22 @@ def detection_scores(logits: torch.Tensor, pose_columns: Optional[torch.Tensor],
     return scores
 
 
+class ValidationSink(Protocol):
+    """Where validation scores go (e.g. `engine.supervised.FrameMapValidation`): fed per batch on every rank,
+    computed once per validation epoch over all ranks."""
+
+    def reset(self) -> None: ...
+
+    def update(self, box_ids: torch.Tensor, scores: torch.Tensor) -> None: ...
+
+    def compute(self) -> dict[str, float]: ...
+
+
 class DetectionModule(L.LightningModule):
     """Trains `model([slow, fast], boxes) -> logits` with multi-label targets; validation collects per-box scores.
 
-    Validation results are handed to `on_validation_result(box_ids, scores)` (set by the stage), which turns them
-    into frame-mAP and a detection CSV; the module itself stays free of file formats.
+    Validation hands each batch's (box ids, scores) to `validation` (a `ValidationSink` the stage sets: frame-mAP
+    and a detection CSV); the module itself stays free of metrics and file formats.
     """
 
     def __init__(
@@ -67,9 +78,7 @@ class DetectionModule(L.LightningModule):
         self.model = build_detector(ModelConfig(**model_cfg), num_classes)
         self.optim_cfg = _Namespace(optim_cfg)
         self.register_buffer("pose_columns", torch.as_tensor(list(pose_columns), dtype=torch.long), persistent=False)
-        self.on_validation_result: Optional[Callable[[torch.Tensor, torch.Tensor], dict[str, float]]] = None
-        self._val_box_ids: list[torch.Tensor] = []
-        self._val_scores: list[torch.Tensor] = []
+        self.validation: Optional[ValidationSink] = None
 
     def forward(self, inputs: list[torch.Tensor], boxes: torch.Tensor) -> torch.Tensor:
         return self.model(inputs, boxes)
@@ -94,56 +103,23 @@ class DetectionModule(L.LightningModule):
         _set_epoch(self.trainer.train_dataloader, self.current_epoch)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        if self.validation is None:
+            return
         inputs, boxes = batch["views"][0]
-        self._val_box_ids.append(batch["box_ids"].detach())
-        self._val_scores.append(self.scores(inputs, boxes).detach().float())
+        self.validation.update(batch["box_ids"].detach(), self.scores(inputs, boxes).detach().float())
 
     def on_validation_epoch_start(self) -> None:
-        self._val_box_ids, self._val_scores = [], []
+        if self.validation is not None:
+            self.validation.reset()
 
     def on_validation_epoch_end(self) -> None:
-        num_classes = self.hparams.num_classes
-        box_ids = torch.cat(self._val_box_ids) if self._val_box_ids else torch.zeros(0, dtype=torch.long)
-        scores = torch.cat(self._val_scores) if self._val_scores else torch.zeros(0, num_classes)
-        box_ids, scores = gather_unique(self, box_ids.to(self.device), scores.to(self.device))
-        self._val_box_ids, self._val_scores = [], []
-        if self.on_validation_result is None:
+        if self.validation is None:
             return
-        metrics = self.on_validation_result(box_ids.cpu(), scores.cpu())
-        for name, value in metrics.items():
+        for name, value in self.validation.compute().items():  # every rank gets the same gathered numbers
             self.log(name, float(value), prog_bar=name.endswith("mAP"), sync_dist=False, rank_zero_only=False)
 
     def configure_optimizers(self) -> Any:
         return configure_recipe(self, self.optim_cfg)
-
-
-def gather_unique(
-    module: L.LightningModule, ids: torch.Tensor, values: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """All-gather variable-length (ids, values) from every rank and keep the first copy of each id.
-
-    A DistributedSampler pads the last batches with repeats; dropping repeated ids counts every sample once.
-    The result is sorted by id, so it is identical however the data was sharded.
-    """
-    if module.trainer is not None and module.trainer.world_size > 1:
-        n = torch.tensor([ids.numel()], device=ids.device)
-        sizes = module.all_gather(n).flatten()
-        longest = int(sizes.max())
-        pad_ids = torch.full((longest,), -1, dtype=ids.dtype, device=ids.device)
-        pad_ids[: ids.numel()] = ids
-        pad_vals = torch.zeros((longest, values.shape[1]), dtype=values.dtype, device=values.device)
-        pad_vals[: values.shape[0]] = values
-        all_ids = module.all_gather(pad_ids).reshape(-1)
-        all_vals = module.all_gather(pad_vals).reshape(-1, values.shape[1])
-        keep = all_ids >= 0
-        ids, values = all_ids[keep], all_vals[keep]
-    if ids.numel() == 0:
-        return ids, values
-    order = torch.argsort(ids, stable=True)
-    ids, values = ids[order], values[order]
-    first = torch.ones_like(ids, dtype=torch.bool)
-    first[1:] = ids[1:] != ids[:-1]
-    return ids[first], values[first]
 
 
 def _set_epoch(loaders: Any, epoch: int) -> None:

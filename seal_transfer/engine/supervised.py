@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from seal_transfer.data.datamodules import KeyframeDataModule, KeyframeSplit
-from seal_transfer.data.formats.ava import AvaTable, LabelMap, write_ava_csv
+from seal_transfer.data.formats.ava import AvaTable, LabelMap, write_ava_csv, write_exclusions, write_labelmap
 from seal_transfer.engine.detection import DetectionModule
 from seal_transfer.engine.fit import (
     build_trainer,
@@ -23,10 +23,10 @@ from seal_transfer.engine.fit import (
     run_fit,
     throughput_of,
 )
-from seal_transfer.evaluation.frame_map import frame_map
+from seal_transfer.evaluation.metric import FrameMAP
 from seal_transfer.models.checkpoints import load_weights, matching_model_config, stored_description_of
 from seal_transfer.models.config import resolve
-from seal_transfer.rundir import VAL_DETECTIONS, WEIGHTS
+from seal_transfer.rundir import VAL_DETECTIONS, VAL_EXCLUSIONS, VAL_GROUNDTRUTH, VAL_LABELMAP, WEIGHTS
 
 
 @dataclass
@@ -49,22 +49,17 @@ def pose_columns(labelmap: LabelMap, pose_type: str) -> list[int]:
     return [i for i, cid in enumerate(labelmap.ids) if labelmap.types.get(cid) == pose_type]
 
 
-def detections_from_scores(
-    split: KeyframeSplit, labelmap: LabelMap, class_ids: list[int], box_ids: np.ndarray, scores: np.ndarray
-) -> AvaTable:
-    """Every (box, class) pair as one AVA detection row; classes outside `class_ids` are not written."""
-    column = labelmap.index_of()
-    wanted = [c for c in class_ids if c in column]
-    cols = np.asarray([column[c] for c in wanted], dtype=np.int64)
+def detections_table(split: KeyframeSplit, class_ids: list[int], box_ids: np.ndarray, scores: np.ndarray) -> AvaTable:
+    """Every (box, class) pair as one AVA detection row; `scores` has one column per entry of `class_ids`."""
     boxes = split.boxes_table(box_ids)
-    n, k = len(box_ids), len(cols)
+    n, k = len(box_ids), len(class_ids)
     return AvaTable(
         video_ids=np.repeat(boxes.video_ids, k),
         timestamps=np.repeat(boxes.timestamps, k),
         boxes=np.repeat(boxes.boxes, k, axis=0),
-        action_ids=np.tile(np.asarray(wanted, dtype=np.int64), n),
+        action_ids=np.tile(np.asarray(class_ids, dtype=np.int64), n),
         person_ids=np.repeat(boxes.person_ids, k),
-        scores=scores[:, cols].reshape(-1).astype(np.float32) if k else np.zeros(0, np.float32),
+        scores=scores.reshape(-1).astype(np.float32) if k else np.zeros(0, np.float32),
     )
 
 
@@ -91,30 +86,76 @@ def _same_label_space(weights: Path, labelmap: LabelMap) -> bool:
     return names is None or list(names) == [labelmap.names[c] for c in labelmap.ids]
 
 
-class _Evaluator:
-    """Validation hook: per-box scores → detections → frame-mAP (official AVA semantics) + detection CSV."""
+class FrameMapValidation:
+    """Validation of one job: per-box scores → `evaluation.metric.FrameMAP` (the official AVA frame-mAP, gathered
+    across DDP ranks by torchmetrics, each box once) + the detection CSV, written by rank 0.
+
+    Box ids are the metric's sample index: one prediction per box id, so DistributedSampler's padding copies are
+    dropped and the CSV lists boxes in id order for any world size.
+    """
 
     def __init__(self, job: DetectionJob, is_global_zero: Callable[[], bool]) -> None:
+        assert job.val is not None
         self.job = job
         self.is_global_zero = is_global_zero
+        column = job.labelmap.index_of()
+        missing = [c for c in job.eval_class_ids if c not in column]
+        if missing:
+            raise ValueError(f"{job.name}: evaluated classes {missing[:5]} are not outputs of the model")
+        self.columns = torch.as_tensor([column[c] for c in job.eval_class_ids], dtype=torch.long)
+        val = job.val
+        boxes = val.boxes_table(np.arange(val.index.num_boxes))
+        gt = job.val_gt if job.val_gt is not None else val.split.table
+        keyframes = dict.fromkeys(gt.keyframe_keys())  # the GT's keyframes, then any that only the boxes have
+        keyframes.update(dict.fromkeys(zip(boxes.video_ids.tolist(), boxes.timestamps.tolist())))
+        self.metric = FrameMAP(gt, job.eval_class_ids, keyframes=list(keyframes), exclusions=val.split.exclusions)
+        self.box_keyframe = self.metric.keyframe_id_tensor(zip(boxes.video_ids.tolist(), boxes.timestamps.tolist()))
+        self.box_coords = torch.from_numpy(boxes.boxes)
+        self.gt = gt
         self.last: dict[str, Any] = {}
+        self._wrote_truth = False
 
-    def __call__(self, box_ids: torch.Tensor, scores: torch.Tensor) -> dict[str, float]:
+    def _write_truth(self) -> None:
+        """The GT rows, exclusions and classes the detections are scored against, beside them, in AVA formats."""
         job = self.job
         assert job.val is not None
-        dets = detections_from_scores(job.val, job.labelmap, job.eval_class_ids, box_ids.numpy(), scores.numpy())
-        gt = job.val_gt if job.val_gt is not None else job.val.split.table
-        result = frame_map(gt, dets, job.eval_class_ids, exclusions=job.val.split.exclusions)
-        metrics = {"val/mAP": float(result.mAP)}
+        write_ava_csv(job.out_dir / VAL_GROUNDTRUTH, self.gt, "gt")
+        write_exclusions(job.out_dir / VAL_EXCLUSIONS, job.val.split.exclusions)
+        write_labelmap(job.out_dir / VAL_LABELMAP, job.labelmap.subset(job.eval_class_ids), layout="label")
+        self._wrote_truth = True
+
+    def reset(self) -> None:
+        self.metric.reset()
+
+    def update(self, box_ids: torch.Tensor, scores: torch.Tensor) -> None:
+        if self.metric.device != scores.device:  # the gather runs on the training device (NCCL needs CUDA)
+            self.metric.to(scores.device)
+        ids = box_ids.cpu()
+        self.metric.update(
+            self.box_keyframe[ids], self.box_coords[ids], scores[:, self.columns.to(scores.device)], sample_index=ids
+        )
+
+    def compute(self) -> dict[str, float]:
+        job = self.job
+        assert job.val is not None
+        value = float(self.metric.compute())
+        per_class = self.metric.per_class_ap
+        gathered = self.metric.predictions
+        assert gathered is not None
+        metrics = {"val/mAP": value}
         if job.extra_metrics is not None:
-            metrics.update({f"val/{k}": v for k, v in job.extra_metrics(result.per_class).items()})
+            metrics.update({f"val/{k}": v for k, v in job.extra_metrics(per_class).items()})
         if self.is_global_zero():
+            if not self._wrote_truth:
+                self._write_truth()
+            dets = detections_table(job.val, job.eval_class_ids, gathered.sample_index, gathered.scores)
             write_ava_csv(job.out_dir / VAL_DETECTIONS, dets, "detections")
         self.last = {
             "metrics": metrics,
-            "per_class": {str(k): (None if v != v else float(v)) for k, v in result.per_class.items()},
-            "num_val_boxes": int(len(box_ids)),
+            "per_class": {str(k): (None if v != v else float(v)) for k, v in per_class.items()},
+            "num_val_boxes": int(gathered.sample_index.size),
         }
+        self.metric.reset()
         return metrics
 
 
@@ -166,8 +207,8 @@ def run_detection_job(cfg: Any, job: DetectionJob) -> dict[str, Any]:
     trainer = build_trainer(
         cfg, job.out_dir, monitor=monitor, limit_val_batches=cfg.trainer.limit_val_batches if job.val is not None else 0
     )
-    evaluator = _Evaluator(job, lambda: trainer.is_global_zero)
-    module.on_validation_result = evaluator
+    evaluator = FrameMapValidation(job, lambda: trainer.is_global_zero) if job.val is not None else None
+    module.validation = evaluator
     started = time.time()
     run_fit(trainer, module, datamodule, job.out_dir, resume, validate=job.val is not None)
     metrics: dict[str, Any] = {
@@ -180,7 +221,7 @@ def run_detection_job(cfg: Any, job: DetectionJob) -> dict[str, Any]:
         "num_classes": len(job.labelmap),
         **throughput_of(trainer),
     }
-    if evaluator.last:
+    if evaluator is not None and evaluator.last:
         metrics.update({k.replace("val/", ""): v for k, v in evaluator.last["metrics"].items()})
         metrics["per_class_AP"] = evaluator.last["per_class"]
         metrics["val_keyframes"] = len(job.val.dataset) if job.val else 0

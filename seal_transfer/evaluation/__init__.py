@@ -10,6 +10,7 @@ from typing import Any
 from seal_transfer.evaluation.clip_map import bucket_classes, bucketed_map, clip_bucket_map
 from seal_transfer.evaluation.config import BucketConfig
 from seal_transfer.evaluation.frame_map import FrameMapResult, evaluate_keyed, frame_map
+from seal_transfer.evaluation.pr import PRCurve, precision_recall_curves
 from seal_transfer.evaluation.temporal_map import (
     TadResult,
     average_map,
@@ -17,9 +18,9 @@ from seal_transfer.evaluation.temporal_map import (
 )
 
 __all__ = [
-    "BucketConfig", "FrameMAP", "FrameMapResult", "TadResult",
+    "BucketConfig", "FrameMAP", "FrameMapResult", "PRCurve", "TadResult",
     "average_map", "average_map_per_tube", "bucket_classes", "bucketed_map", "clip_bucket_map", "evaluate_keyed",
-    "frame_map",
+    "frame_map", "precision_recall_curves",
 ]
 
 

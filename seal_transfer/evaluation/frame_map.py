@@ -68,6 +68,9 @@ class FrameMapResult:
     top_k: int = 50
     warnings: list[str] = field(default_factory=list)
     num_degenerate_gt_boxes: int = 0  # of num_gt_boxes: zero or negative width/height (never matched)
+    # With keep_ranking=True: per class, its evaluated detections in ranking order, as (scores, true-positive
+    # flags) -- the points of its precision/recall curve (`evaluation.pr`). Not part of to_json().
+    ranking: dict[int, tuple[np.ndarray, np.ndarray]] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """JSON-safe dict: NaN APs become null (JSON has no NaN)."""
@@ -401,11 +404,13 @@ def frame_map(
     iou_threshold: float = 0.5,
     protocol: str = "2020",
     top_k: int = 50,
+    keep_ranking: bool = False,
 ) -> FrameMapResult:
     """Frame-mAP@`iou_threshold` of `detections` (one row per box and class, with score) against `gt`.
 
     `class_ids`: the label map (e.g. the 60 AVA evaluation classes). `negative_keyframes`: keyframes the GT names
-    without any box (the 2020 format's `video,timestamp` rows); scored under protocol 2020.
+    without any box (the 2020 format's `video,timestamp` rows); scored under protocol 2020. `keep_ranking`: also
+    return each class's ranked true-positive flags (`FrameMapResult.ranking`).
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
@@ -424,7 +429,7 @@ def frame_map(
         gt_key=gt_key, gt_classes=gt.action_ids, gt_boxes=gt.boxes,
         det_key=det_key, det_classes=detections.action_ids, det_boxes=detections.boxes, det_scores=detections.scores,
         class_ids=class_ids, num_keys=n_keys, excluded_keys=ex_key, negative_keys=neg_key,
-        iou_threshold=iou_threshold, protocol=protocol, top_k=top_k,
+        iou_threshold=iou_threshold, protocol=protocol, top_k=top_k, keep_ranking=keep_ranking,
     )
 
 
@@ -444,8 +449,10 @@ def evaluate_keyed(
     iou_threshold: float = 0.5,
     protocol: str = "2020",
     top_k: int = 50,
+    keep_ranking: bool = False,
 ) -> FrameMapResult:
-    """Frame-mAP on integer keyframe ids (0..num_keys-1): the core that `frame_map` and `FrameMAP` share."""
+    """Frame-mAP on integer keyframe ids (0..num_keys-1): the core that `frame_map`, `FrameMAP` and the PR curves
+    share."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
     class_list = [int(c) for c in class_ids]
@@ -584,7 +591,11 @@ def evaluate_keyed(
     class_key = d_cls * span
     class_key += rank
     del rank
-    class_key_sorted = np.sort(class_key)
+    if keep_ranking:
+        in_class_order = np.argsort(class_key)
+        class_key_sorted = class_key[in_class_order]
+    else:
+        class_key_sorted = np.sort(class_key)
     class_starts = np.searchsorted(class_key_sorted, np.arange(n_classes + 1, dtype=np.int64) * span)
     hit_keys = np.sort(class_key[tp])
     hit_cls = hit_keys // span
@@ -599,6 +610,14 @@ def evaluate_keyed(
         per_class[cid] = voc_average_precision_at(hits, n_class_det, int(num_gt[i]))
         num_det_per_class[cid] = n_class_det
         num_tp_per_class[cid] = int(hits.size)
+    ranking = None
+    if keep_ranking:
+        ranked_scores = np.asarray(det_scores)[selected][in_class_order]
+        ranked_hits = tp[in_class_order]
+        ranking = {
+            cid: (ranked_scores[class_starts[i]:class_starts[i + 1]], ranked_hits[class_starts[i]:class_starts[i + 1]])
+            for i, cid in enumerate(class_list)
+        }
     values = np.asarray(list(per_class.values()), dtype=np.float64)
     if np.all(np.isnan(values)):
         notes.append("no ground-truth box of a label-map class on a scored keyframe: mAP is undefined (NaN)")
@@ -633,4 +652,5 @@ def evaluate_keyed(
         top_k=int(top_k),
         warnings=notes,
         num_degenerate_gt_boxes=num_degenerate_gt,
+        ranking=ranking,
     )

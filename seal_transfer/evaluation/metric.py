@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -125,6 +126,7 @@ class FrameMAP(Metric):
         self._gt_classes = gt.action_ids.copy()
         self._gt_boxes = gt.boxes.copy()
         self.result: FrameMapResult | None = None
+        self.predictions: GatheredPredictions | None = None
         self.add_state("keyframe_ids", default=[], dist_reduce_fx="cat")
         self.add_state("boxes", default=[], dist_reduce_fx="cat")
         self.add_state("scores", default=[], dist_reduce_fx="cat")
@@ -209,6 +211,7 @@ class FrameMAP(Metric):
         ordinals = self._numpy(self.box_ordinal, (0,), np.int64).astype(np.int64)
         keep = deduplicate(samples, ordinals)
         ids, boxes, scores = ids[keep], boxes[keep], scores[keep]
+        self.predictions = GatheredPredictions(samples[keep], ids, boxes, scores)
         det_keys = self._registry_codes[ids] if ids.size else np.zeros(0, np.int64)
         flat = top_k_flat(det_keys, scores, self.top_k)
         box_of, class_of = np.divmod(flat, n_classes)
@@ -230,15 +233,28 @@ class FrameMAP(Metric):
         return dict(self.result.per_class) if self.result is not None else {}
 
 
+@dataclass(frozen=True)
+class GatheredPredictions:
+    """The per-box predictions the last `compute()` scored, from every rank, each once: what a caller writes out
+    (e.g. a detection CSV). Rows tagged with a sample index come first, ordered by (sample, box ordinal)."""
+
+    sample_index: np.ndarray  # (N,) int64, -1 where none was given
+    keyframe_ids: np.ndarray  # (N,) registry ids
+    boxes: np.ndarray  # (N, 4) float32
+    scores: np.ndarray  # (N, C) float32, columns in `class_ids` order
+
+
 def deduplicate(samples: np.ndarray, ordinals: np.ndarray) -> np.ndarray:
-    """Row indices to keep: the first row of each (sample, ordinal); rows without a sample index (-1) all stay."""
+    """Row indices to keep: the first row of each (sample, ordinal), ordered by (sample, ordinal), then every row
+    without a sample index (-1) in input order.
+
+    The order of the tagged rows does not depend on how the samples were sharded over ranks, so the scores and a
+    file written from them are the same for any world size.
+    """
     rows = np.arange(samples.size)
     tagged = samples >= 0
     if not tagged.any():
         return rows
     span = int(ordinals[tagged].max()) + 1
     _, first = np.unique(samples[tagged] * span + ordinals[tagged], return_index=True)
-    keep = np.zeros(samples.size, dtype=bool)
-    keep[~tagged] = True
-    keep[rows[tagged][first]] = True
-    return np.flatnonzero(keep)
+    return np.concatenate([rows[tagged][first], rows[~tagged]])

@@ -9,11 +9,9 @@ from seal_transfer.report.plots import (
     plot_training_curves,
     read_metrics_csv,
 )
-from seal_transfer.report.pr import PRCurve, precision_recall_curves
-from seal_transfer.report.stage import build_report, draw_stage, read_sweep_rows, stage_plots
+from seal_transfer.report.run_report import build_report, draw_stage, read_sweep_rows, stage_plots
 
 __all__ = [
-    "PRCurve",
     "build_report",
     "draw_stage",
     "plot_lambda_sweep",
@@ -21,7 +19,6 @@ __all__ = [
     "plot_pr_curves",
     "plot_pseudo_label_stats",
     "plot_training_curves",
-    "precision_recall_curves",
     "read_metrics_csv",
     "read_sweep_rows",
     "stage_plots",

@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from seal_transfer.report.pr import PRCurve
+from seal_transfer.evaluation.pr import PRCurve
 from seal_transfer.utils.fileio import atomic_path
 
 # Colour-blind-safe palette (Okabe-Ito), cycled for groups and series.

@@ -1,8 +1,8 @@
 """Figures and a markdown report from what the stages leave in a run directory.
 
 A stage folder (RUN/<stage>/) holds metrics.json (incl. per_class_AP), model.pt (class names), logs/metrics.csv,
-val_detections.csv and config.yaml (where the validation GT came from); adapt adds round_<r>/stats.json. Nothing
-here retrains or re-scores anything: the figures are views of those files, so they can be redrawn at any time.
+val_detections.csv and the GT, exclusions and label map it was scored against; adapt adds round_<r>/stats.json.
+Only those files are read -- no config, no dataset: the figures are views of them, redrawn at any time.
 A figure whose inputs are missing is skipped with a note, never an error: plots must not fail a finished stage.
 """
 
@@ -23,7 +23,15 @@ from seal_transfer.report.plots import (
     plot_pseudo_label_stats,
     plot_training_curves,
 )
-from seal_transfer.rundir import CONFIG, METRICS, ROUND_STATS, VAL_DETECTIONS, WEIGHTS
+from seal_transfer.rundir import (
+    METRICS,
+    ROUND_STATS,
+    VAL_DETECTIONS,
+    VAL_EXCLUSIONS,
+    VAL_GROUNDTRUTH,
+    VAL_LABELMAP,
+    WEIGHTS,
+)
 from seal_transfer.utils.fileio import atomic_write
 
 STAGES = ("pretrain", "adapt", "finetune")
@@ -57,23 +65,16 @@ def _load_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
-def _stage_config(stage_dir: Path) -> Any:
-    from seal_transfer.config import Config
-    from seal_transfer.config.loader import load_config
+def _validation_truth(stage_dir: Path) -> tuple[Any, set[tuple[str, float]], dict[int, str]]:
+    """(GT table, exclusions, class → label_type) the stage scored its validation detections against, from the
+    files it wrote beside them (raises naming the missing file for folders written before they existed)."""
+    from seal_transfer.data.formats.ava import read_ava_csv, read_exclusions, read_labelmap
 
-    return load_config(Config, [stage_dir / CONFIG])
-
-
-def _validation_truth(stage: str, stage_dir: Path) -> tuple[Any, set[tuple[str, float]], dict[int, str]]:
-    """(GT table, exclusions, class → label_type) of the validation split the stage scored against."""
-    from seal_transfer.data.domains import load_source_split, load_target_split
-
-    cfg = _stage_config(stage_dir)
-    if stage == "pretrain":
-        split = load_source_split(cfg, "val", dense=False)
-    else:
-        split = load_target_split(cfg, "val")
-    return split.table, split.exclusions, dict(split.labelmap.types)
+    for name in (VAL_GROUNDTRUTH, VAL_EXCLUSIONS, VAL_LABELMAP):
+        if not (stage_dir / name).is_file():
+            raise FileNotFoundError(f"no {name} in the stage folder")
+    gt = read_ava_csv(stage_dir / VAL_GROUNDTRUTH, "gt", warn=False)
+    return gt, read_exclusions(stage_dir / VAL_EXCLUSIONS), dict(read_labelmap(stage_dir / VAL_LABELMAP).types)
 
 
 def _pick_pr_classes(per_class: Mapping[int, Optional[float]], num_gt: Mapping[int, int],
@@ -97,7 +98,7 @@ def draw_stage(stage_dir: str | Path, out_dir: str | Path, *, prefix: str = "",
                pr_classes: Optional[Sequence[int]] = None, max_pr_classes: int = 6) -> StageFigures:
     """Every figure one stage folder supports, written as `out_dir/<prefix><kind>.png`."""
     from seal_transfer.data.formats.ava import read_ava_csv
-    from seal_transfer.report.pr import precision_recall_curves
+    from seal_transfer.evaluation.pr import precision_recall_curves
 
     stage_dir, out_dir = Path(stage_dir), Path(out_dir)
     metrics = _load_json(stage_dir / METRICS)
@@ -142,14 +143,14 @@ def draw_stage(stage_dir: str | Path, out_dir: str | Path, *, prefix: str = "",
     if isinstance(metrics.get("buckets"), dict):
         groups = {str(k): [int(c) for c in v] for k, v in metrics["buckets"].items()}
     try:
-        gt, exclusions, types = _validation_truth(stage, stage_dir)
+        gt, exclusions, types = _validation_truth(stage_dir)
         truth = (gt, exclusions)
         if not groups and types:
             for cid in per_class:
                 if cid in types:
                     groups.setdefault(types[cid], []).append(cid)
     except Exception as exc:  # noqa: BLE001
-        result.notes.append(f"pr_curves: skipped (validation GT not loadable: {str(exc).splitlines()[0][:160]})")
+        result.notes.append(f"pr_curves: skipped (validation GT not readable: {str(exc).splitlines()[0][:160]})")
     attempt("per_class_ap", lambda p: plot_per_class_ap(per_class, p, class_names=result.class_names, groups=groups,
                                                         title=f"{stage}: per-class AP"))
 
