@@ -275,3 +275,38 @@ def test_config_reference_is_up_to_date() -> None:
     committed = (ROOT / "docs" / "config_reference.md").read_text(encoding="utf-8")
     assert committed == module.render(), "docs/config_reference.md is stale: run python scripts/gen_config_reference.py"
     assert "`adapt.lambda_c` | `0.3`" in committed
+
+
+def _layout_entries() -> list[str]:
+    """The README's layout block, one text per entry (an entry line starts with two spaces, then continues)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("## Layout", 1)[1].split("```", 2)[1]
+    entries: list[str] = []
+    for line in block.splitlines():
+        if re.match(r"^  \S", line) or not entries:
+            entries.append(line)
+        else:
+            entries[-1] += "\n" + line
+    return entries
+
+
+def test_readme_layout_names_every_module() -> None:
+    """Every module of the package is named in the README's layout entry of its folder (a nested folder by its
+    name), so the layout cannot drift from the tree."""
+    entries = _layout_entries()
+    package = ROOT / "seal_transfer"
+    missing = []
+    for path in sorted(package.rglob("*.py")):
+        rel = path.relative_to(package)
+        if path.name == "__init__.py":
+            continue
+        if len(rel.parts) == 1:
+            if not any(re.search(rf"(^|\s){re.escape(path.name)}\b", entry) for entry in entries):
+                missing.append(str(rel))
+            continue
+        folder = rel.parts[0] + "/"
+        entry = next((e for e in entries if re.search(rf"(^|\s){re.escape(folder)}", e)), None)
+        wanted = rel.parts[1] + "/" if len(rel.parts) > 2 else path.stem
+        if entry is None or not re.search(rf"(^|[\s(,]){re.escape(wanted)}", entry):
+            missing.append(str(rel))
+    assert not missing, f"README.md's layout does not name: {', '.join(missing)}"
