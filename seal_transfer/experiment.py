@@ -198,6 +198,7 @@ class Job:
     fields: dict[str, Any] = field(default_factory=dict)
     extract: Optional[Callable[[Path], dict[str, Any]]] = None
     configs: Optional[list[str]] = None  # YAML files of this job instead of the runner's
+    records_dir: Optional[Path] = None  # where its record lives, if not the runner's (a run another experiment owns)
 
     @property
     def out_dir(self) -> Path:
@@ -249,7 +250,7 @@ class Runner:
                 *self.common, *job.args, *extra]
 
     def record_of(self, job: Job) -> Optional[dict[str, Any]]:
-        return matching_record(record_path(self.records_dir, job.name), self.job_hash(job))
+        return matching_record(record_path(job.records_dir or self.records_dir, job.name), self.job_hash(job))
 
     def out_of_time(self) -> bool:
         return self.deadline is not None and time.time() > self.deadline
@@ -272,6 +273,7 @@ class Runner:
         shown = " ".join(shlex.quote("python" if c == sys.executable else c) for c in cmd)
         self.log.parent.mkdir(parents=True, exist_ok=True)
         load_before = os.getloadavg()[0]
+        commit = git_commit(self.root)  # the code this run imports (the checkout may move on during a long runner)
         started = time.time()
         with self.log.open("a") as handle:
             handle.write(f"\n$ {shown}\n")
@@ -290,8 +292,9 @@ class Runner:
                   "conditions": conditions,
                   **(job.extract(job.out_dir) if job.extract else {})}
         self.ran.append(job.name)
-        return write_record(record_path(self.records_dir, job.name), experiment=self.experiment, name=job.name,
-                            config_hash=self.job_hash(job), commit=self.commit, wall_time_s=wall,
+        experiment = self.experiment if job.records_dir is None else job.records_dir.name
+        return write_record(record_path(job.records_dir or self.records_dir, job.name), experiment=experiment,
+                            name=job.name, config_hash=self.job_hash(job), commit=commit, wall_time_s=wall,
                             fields={**fields, "stage_wall_time_s": stage_wall})
 
 

@@ -34,6 +34,7 @@ VAL_EXCLUSIONS = "val_excluded_timestamps.csv"
 VAL_LABELMAP = "val_labelmap.pbtxt"
 PSEUDO_LABELS = "pseudo_labels.csv"  # an adapt round's kept boxes and classes
 ROUND_STATS = "stats.json"  # an adapt round's selection statistics
+TEACHER = "teacher.pt"  # adapt.teacher=ema: the EMA of the round's weights, which labels the next round
 
 WEIGHT_CHAIN = {
     # stage -> earlier stages whose weights it starts from, most preferred first

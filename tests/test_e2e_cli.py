@@ -194,6 +194,20 @@ def test_oracle_adapt_then_label_scarce_finetune(tmp_path: Path, cache: Path) ->
     assert stats["kept"] == stats["boxes_with_truth"] > 0  # every box with truth is kept, with its true labels
     assert _in_unit(stats["argmax_precision"]) and _in_unit(stats["majority_class_frequency"])
     assert stats["kept_classes"] == stats["truth_classes"] and stats["kept_truth_class_coverage"] == 1.0
+
+    # Selection rules beyond the paper, the EMA teacher and score-weighted loss, from the same pretrain.
+    rules = tmp_path / "rules"
+    run_cli("adapt", "--config", SMOKE, f"run_dir={rules}", f"init={run / 'pretrain' / 'model.pt'}",
+            "adapt.rounds=2", "adapt.epochs_per_round=1", "adapt.selection=debiased", "adapt.lambda_c=0.05",
+            "adapt.teacher=ema", "adapt.ema_momentum=0.5", "adapt.loss_weight=score", cache=cache)
+    r1, r2 = (json.loads((rules / "adapt" / f"round_{r}" / "stats.json").read_text()) for r in (1, 2))
+    assert r1["selection"] == "debiased" and r1["teacher"] == "ema"
+    assert len(r1["rule_state"]["train"]["marginal"]) == len(r2["rule_state"]["train"]["marginal"]) > 1
+    assert r2["weights"].endswith("round_1/teacher.pt")  # the EMA teacher labels round 2, not the student
+    round1 = json.loads((rules / "adapt" / "round_1" / "metrics.json").read_text())
+    assert round1["trained"] and round1["ema_updates"] > 0
+    assert (rules / "adapt" / "round_1" / "teacher.pt").is_file()
+
     proc = run_cli("finetune", "--config", SMOKE, f"run_dir={run}", "data.target.label_fraction=0.5",
                    "data.preload=true", "data.num_workers=0", cache=cache)
     fine = json.loads((run / "finetune" / "metrics.json").read_text())

@@ -96,6 +96,22 @@ def test_a_record_whose_weights_are_gone_is_rerun_only_when_needed(project: Path
     assert _calls(project)[1:] == ["pretrain 0.1", "finetune 0.5"]
 
 
+def test_a_job_owned_by_another_experiment_keeps_its_record_there(project: Path) -> None:
+    """An experiment that builds on another's runs (selection rules on Table 5's pretrains) reuses their records
+    and writes any it has to run into the owner's folder, under the owner's name."""
+    owner = project / "results" / "runs" / "table5"
+    mine = project / "results" / "runs" / "rules"
+    pre, fine = _jobs(project, "0.1")
+    pre.records_dir = owner
+    Runner(project, "rules", ["c.yaml"], [], mine, project / "runs").ensure(fine)
+    assert [r["name"] for r in load_records(owner)] == ["pre"] and load_records(owner)[0]["experiment"] == "table5"
+    assert [r["name"] for r in load_records(mine)] == ["fine"]
+    assert load_records(mine)[0]["commit"]  # recorded when the run started
+    again = Runner(project, "table5", ["c.yaml"], [], owner, project / "runs")
+    again.ensure(_jobs(project, "0.1")[0])
+    assert again.reused == ["pre"] and _calls(project) == ["pretrain 0.1", "finetune 0.5"]
+
+
 def test_time_budget_stops_before_starting_a_run(project: Path) -> None:
     runner = Runner(project, "x", ["c.yaml"], [], project / "rec", project / "runs", deadline=0.0)
     assert runner.ensure(_jobs(project, "0.1")[0]) is None and _calls(project) == []

@@ -336,6 +336,7 @@ class KeyframeDataset(Dataset):
         return {
             "views": out_views,
             "labels": torch.from_numpy(self.index.labels[sl]),
+            "box_scores": torch.from_numpy(self.index.box_scores[sl]),  # GT 1; pseudo labels: their score
             "index": i,
             "box_ids": torch.arange(sl.start, sl.stop, dtype=torch.long),
         }
@@ -369,6 +370,7 @@ def collate_keyframes(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {
         "views": views,
         "labels": torch.cat([it["labels"] for it in items]),
+        "box_scores": torch.cat([it["box_scores"] for it in items]),
         "index": torch.tensor([it["index"] for it in items], dtype=torch.long),
         "box_ids": torch.cat([it["box_ids"] for it in items]),
         "boxes_per_item": torch.tensor([len(it["box_ids"]) for it in items], dtype=torch.long),

@@ -18,24 +18,38 @@ from seal_transfer.models.slowfast import build_detector
 
 
 def detection_loss(
-    logits: torch.Tensor, targets: torch.Tensor, pose_columns: Optional[torch.Tensor], loss: str
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    pose_columns: Optional[torch.Tensor],
+    loss: str,
+    box_weights: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     """Multi-label BCE on sigmoid scores, or AVA's variant: softmax over the mutually exclusive pose classes.
 
     With `bce_softmax_pose`, boxes that carry a pose label get a cross-entropy over the pose columns (targets
-    renormalised, so a box with two pose labels splits the mass); every other column keeps BCE.
+    renormalised, so a box with two pose labels splits the mass); every other column keeps BCE. `box_weights`
+    (N,) weighs each box's terms (`adapt.loss_weight=score`), normalised to mean 1 over the batch so that only
+    the boxes' relative weights change, not the loss scale the learning rate was set for.
     """
+    if box_weights is None:
+        w = None
+    else:
+        w = box_weights.to(logits.dtype)
+        w = w / w.mean().clamp_min(1e-12)
     if loss == "bce" or pose_columns is None or pose_columns.numel() == 0:
-        return F.binary_cross_entropy_with_logits(logits, targets)
+        return F.binary_cross_entropy_with_logits(logits, targets, weight=None if w is None else w[:, None])
     other = torch.ones(logits.shape[1], dtype=torch.bool, device=logits.device)
     other[pose_columns] = False
-    bce = F.binary_cross_entropy_with_logits(logits[:, other], targets[:, other]) if other.any() else logits.sum() * 0
+    bce = (F.binary_cross_entropy_with_logits(logits[:, other], targets[:, other],
+                                              weight=None if w is None else w[:, None])
+           if other.any() else logits.sum() * 0)
     pose_t = targets[:, pose_columns]
     has_pose = pose_t.sum(1) > 0
     if not has_pose.any():
         return bce
     pose_t = pose_t[has_pose] / pose_t[has_pose].sum(1, keepdim=True)
-    ce = -(pose_t * F.log_softmax(logits[has_pose][:, pose_columns], dim=1)).sum(1).mean()
+    per_box = -(pose_t * F.log_softmax(logits[has_pose][:, pose_columns], dim=1)).sum(1)
+    ce = per_box.mean() if w is None else (per_box * w[has_pose]).sum() / w[has_pose].sum().clamp_min(1e-12)
     return bce + ce
 
 
@@ -72,6 +86,7 @@ class DetectionModule(L.LightningModule):
         num_classes: int,
         pose_columns: Sequence[int] = (),
         class_ids: Sequence[int] = (),
+        loss_weight: str = "hard",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -89,7 +104,8 @@ class DetectionModule(L.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         inputs, boxes = batch["views"][0]
         logits = self(inputs, boxes)
-        loss = detection_loss(logits.float(), batch["labels"].float(), self.pose_columns, self.optim_cfg.loss)
+        weights = batch["box_scores"] if self.hparams.loss_weight == "score" else None
+        loss = detection_loss(logits.float(), batch["labels"].float(), self.pose_columns, self.optim_cfg.loss, weights)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"training loss is {loss.item()} at epoch {self.current_epoch}, step {self.global_step}; stopping "

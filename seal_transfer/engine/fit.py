@@ -9,6 +9,7 @@ import dataclasses
 import io
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
@@ -42,10 +43,12 @@ def trainer_kwargs(trainer_cfg: Any) -> dict[str, Any]:
     return kwargs
 
 
-def build_trainer(cfg: Any, out_dir: Path, monitor: Optional[str], mode: str = "max", **overrides: Any) -> L.Trainer:
-    """Lightning Trainer with the project's callbacks: last+best checkpoints, CSV and TensorBoard logs."""
+def build_trainer(cfg: Any, out_dir: Path, monitor: Optional[str], mode: str = "max",
+                  extra_callbacks: Sequence[Any] = (), **overrides: Any) -> L.Trainer:
+    """Lightning Trainer with the project's callbacks: last+best checkpoints, CSV and TensorBoard logs (+ the
+    job's own, e.g. an EMA of the weights)."""
     ckpt_dir = out_dir / CHECKPOINTS
-    callbacks: list[Any] = []
+    callbacks: list[Any] = list(extra_callbacks)
     if monitor:
         callbacks.append(
             ModelCheckpoint(
@@ -198,7 +201,12 @@ def ensure_best_checkpoint(out_dir: Path) -> None:
 def export_weights(module: torch.nn.Module, path: Path, meta: dict[str, Any]) -> None:
     """Plain weights for the next stage: Lightning layout (`state_dict` with `model.` keys) + plain-data metadata,
     loadable with `torch.load(weights_only=True)`."""
-    state = {f"model.{k}": v.detach().cpu() for k, v in module.model.state_dict().items()}
+    export_state(module.model.state_dict(), path, meta)
+
+
+def export_state(model_state: dict[str, torch.Tensor], path: Path, meta: dict[str, Any]) -> None:
+    """`export_weights` for a bare model state_dict (e.g. an EMA of the weights)."""
+    state = {f"model.{k}": v.detach().cpu() for k, v in model_state.items()}
     with atomic_path(path) as tmp:
         torch.save({"state_dict": state, "seal_transfer": meta}, tmp)
 

@@ -43,6 +43,8 @@ class DetectionJob:
     init: Optional[Path] = None  # weights to start from when not resuming
     extra_metrics: Optional[Callable[[dict[int, float]], dict[str, float]]] = None  # e.g. Table 3 buckets
     meta: dict[str, Any] = field(default_factory=dict)
+    loss_weight: str = "hard"  # "score": each box's loss weighted by its label score (adapt.loss_weight)
+    callbacks: list[Any] = field(default_factory=list)  # extra Lightning callbacks (e.g. engine.ema.EmaWeights)
 
 
 def pose_columns(labelmap: LabelMap, pose_type: str) -> list[int]:
@@ -188,6 +190,7 @@ def run_detection_job(cfg: Any, job: DetectionJob) -> dict[str, Any]:
         num_classes=len(job.labelmap),
         pose_columns=pose_columns(job.labelmap, cfg.optim.pose_label_type),
         class_ids=job.labelmap.ids,
+        loss_weight=job.loss_weight,
     )
     resume = resume_checkpoint(job.out_dir, announce=job.name)
     load_report = None
@@ -205,7 +208,8 @@ def run_detection_job(cfg: Any, job: DetectionJob) -> dict[str, Any]:
     )
     monitor = "val/mAP" if job.val is not None else None
     trainer = build_trainer(
-        cfg, job.out_dir, monitor=monitor, limit_val_batches=cfg.trainer.limit_val_batches if job.val is not None else 0
+        cfg, job.out_dir, monitor=monitor, extra_callbacks=job.callbacks,
+        limit_val_batches=cfg.trainer.limit_val_batches if job.val is not None else 0,
     )
     evaluator = FrameMapValidation(job, lambda: trainer.is_global_zero) if job.val is not None else None
     module.validation = evaluator

@@ -11,6 +11,9 @@ SCORE_VIEWS = ("both", "first", "either", "mean")
 BOX_SOURCES = ("gt", "detector")
 POOLS = ("train", "unlabeled", "train+unlabeled")
 LABEL_SOURCES = ("rule", "oracle", "random")
+SELECTION_RULES = ("paper", "class_balanced", "adaptive", "debiased")
+TEACHERS = ("current", "ema")
+LOSS_WEIGHTS = ("hard", "score")
 
 
 @dataclass
@@ -30,6 +33,19 @@ class AdaptConfig:
     label_batch_size: Optional[int] = None  # keyframes per pseudo-labelling batch (null = data.batch_size)
     # What the rounds train on (docs/stages.md, "Headroom controls"); oracle and random need the hidden truth.
     labels: str = "rule"  # rule (paper) | oracle (true labels of all pool boxes) | random (rule's boxes, random class)
+    # Selection rules beyond the paper (docs/stages.md, "Selection rules"; seal_transfer/pseudo/rules.py).
+    selection: str = "paper"  # paper | class_balanced (CBST quota) | adaptive (FlexMatch) | debiased (DebiasPL)
+    require_agreement: bool = True  # two-view argmax agreement, a filter composed with every rule
+    class_fraction_start: float = 0.2  # class_balanced: share of each predicted class's boxes kept in round 1
+    class_fraction_step: float = 0.1  # class_balanced: added to the share every round
+    class_fraction_max: float = 0.5  # class_balanced: the share stops growing here
+    class_min_score: float = 0.0  # class_balanced: a box must also score above this (0 = no floor)
+    adaptive_warmup: bool = True  # adaptive: FlexMatch's threshold warm-up (unconfident boxes count as unlearned)
+    debias_tau: float = 0.5  # debiased: strength of the -tau * log(class marginal) logit adjustment
+    debias_momentum: float = 0.5  # debiased: weight of the previous rounds' marginal in the running estimate
+    teacher: str = "current"  # weights that label the next round: current (paper: last round's) | ema
+    ema_momentum: float = 0.99  # teacher=ema: per training step, ema = m * ema + (1 - m) * student
+    loss_weight: str = "hard"  # hard (paper: every kept label weighs 1) | score (each box's loss times its score)
 
     def validate(self, key: str = "adapt") -> None:
         if not 0 < self.lambda_c <= 1:
@@ -53,6 +69,29 @@ class AdaptConfig:
             )
         if self.labels not in LABEL_SOURCES:
             raise UserError(f"config key '{key}.labels': '{self.labels}' is not one of {', '.join(LABEL_SOURCES)}")
+        for name, allowed in (("selection", SELECTION_RULES), ("teacher", TEACHERS), ("loss_weight", LOSS_WEIGHTS)):
+            if getattr(self, name) not in allowed:
+                raise UserError(
+                    f"config key '{key}.{name}': '{getattr(self, name)}' is not one of {', '.join(allowed)}"
+                )
+        for name in ("class_fraction_start", "class_fraction_max"):
+            if not 0 < getattr(self, name) <= 1:
+                raise UserError(f"config key '{key}.{name}': must be in (0, 1], got {getattr(self, name)}")
+        if self.class_fraction_step < 0:
+            raise UserError(f"config key '{key}.class_fraction_step': must be >= 0, got {self.class_fraction_step}")
+        if self.class_fraction_max < self.class_fraction_start:
+            raise UserError(f"config key '{key}.class_fraction_max': must be >= class_fraction_start "
+                            f"({self.class_fraction_start}), got {self.class_fraction_max}")
+        if not 0 <= self.class_min_score < 1:
+            raise UserError(f"config key '{key}.class_min_score': must be in [0, 1), got {self.class_min_score}")
+        if self.debias_tau < 0:
+            raise UserError(f"config key '{key}.debias_tau': must be >= 0, got {self.debias_tau}")
+        for name in ("debias_momentum", "ema_momentum"):
+            if not 0 <= getattr(self, name) < 1:
+                raise UserError(f"config key '{key}.{name}': must be in [0, 1), got {getattr(self, name)}")
+        if self.selection != "paper" and (self.multi_label or self.score_views != "both"):
+            raise UserError(f"config key '{key}.selection': {self.selection} is single-label with both views scored; "
+                            "adapt.multi_label and adapt.score_views apply to selection=paper only")
         if self.source_mix_ratio < 0:
             raise UserError(f"config key '{key}.source_mix_ratio': must be >= 0, got {self.source_mix_ratio}")
         if not 0 <= self.detector_threshold <= 1:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from seal_transfer.data.datamodules import KeyframeSplit, make_keyframe_split
 from seal_transfer.data.domains import (
@@ -22,6 +23,8 @@ from seal_transfer.data.domains import (
 )
 from seal_transfer.data.formats.ava import AvaTable, LabelMap, read_ava_csv, write_ava_csv
 from seal_transfer.engine.detection import DetectionModule
+from seal_transfer.engine.ema import EmaWeights
+from seal_transfer.engine.fit import export_state
 from seal_transfer.engine.supervised import (
     DetectionJob,
     data_problems,
@@ -30,7 +33,7 @@ from seal_transfer.engine.supervised import (
     run_detection_job,
 )
 from seal_transfer.errors import UserError
-from seal_transfer.models.checkpoints import checkpoint_class_names, load_weights
+from seal_transfer.models.checkpoints import checkpoint_class_names, load_weights, stored_description_of
 from seal_transfer.models.config import clip_spec
 from seal_transfer.pseudo.config import AdaptConfig
 from seal_transfer.pseudo.distributed import (
@@ -45,10 +48,19 @@ from seal_transfer.pseudo.labeler import (
     pool_truths,
     pseudo_label_rows,
     random_selection,
-    run_selection,
     selection_stats,
 )
-from seal_transfer.rundir import METRICS, PSEUDO_LABELS, ROUND_STATS, WEIGHTS, adapt_round_dir, is_finished
+from seal_transfer.pseudo.rules import build_rule
+from seal_transfer.rundir import (
+    METRICS,
+    PSEUDO_LABELS,
+    ROUND_STATS,
+    TEACHER,
+    WEIGHTS,
+    adapt_round_dir,
+    is_finished,
+)
+from seal_transfer.utils.dist import is_rank_zero
 from seal_transfer.utils.fileio import atomic_path, write_json
 
 
@@ -125,8 +137,14 @@ def label_round(
         "score_views": acfg.score_views,
         "multi_label": acfg.multi_label,
         "labels": acfg.labels,
+        "selection": acfg.selection,
+        "require_agreement": acfg.require_agreement,
+        "teacher": acfg.teacher,
+        "rule_state": {},  # per pool: what the rule carries to the next round (debiased: the class marginal)
         "pools": {},
     }
+    rule = build_rule(acfg)
+    previous_state = _previous_rule_state(round_dir, round_index)
     for name, split in _target_pool(cfg, acfg):
         labelling = _labelling_split(cfg, split, f"target {name} (pseudo-labelling)")
         # Views differ per round: the dataset's epoch slot carries the round number into the view seeds.
@@ -141,7 +159,9 @@ def label_round(
         )
         if scores is None:  # not rank 0: its shard is written, rank 0 merges
             continue
-        selection = run_selection(scores, acfg.lambda_c, acfg.score_views, acfg.multi_label)
+        selection, rule_state = rule(torch.from_numpy(scores.view1), torch.from_numpy(scores.view2), round_index,
+                                     previous_state.get(name))
+        stats["rule_state"][name] = rule_state
         truth = hidden_truth(cfg, name)
         truths = pool_truths(labelling, scores, truth) if truth is not None else None
         if acfg.labels == "oracle":
@@ -182,6 +202,16 @@ def label_round(
         barrier()
         shutil.rmtree(round_dir / "label_shards", ignore_errors=True)
     return stats
+
+
+def _previous_rule_state(round_dir: Path, round_index: int) -> dict[str, Any]:
+    """The previous round's `rule_state` per pool (from its stats.json, so a resumed run carries the same)."""
+    if round_index <= 1:
+        return {}
+    previous = adapt_round_dir(round_dir.parent, round_index - 1) / ROUND_STATS
+    if not previous.is_file():
+        return {}
+    return json.loads(previous.read_text()).get("rule_state") or {}
 
 
 def _merged_diagnostics(pools: list[dict[str, Any]], source_labelmap: LabelMap) -> dict[str, Any]:
@@ -259,7 +289,8 @@ def run_adaptation(cfg: Any, out_dir: Path, init: Path, origin: str) -> dict[str
     acfg = cfg.adapt
     source_classes = source_labelmap(cfg)
     check_source_label_space(init, source_classes, bool(cfg.allow_pickle_checkpoints))
-    weights = init
+    weights = init  # the student: what each round trains from
+    labeller = init  # what labels the next round: the student (teacher=current) or its EMA (teacher=ema)
     summary: list[dict[str, Any]] = []
     for r in range(1, acfg.rounds + 1):
         round_dir = adapt_round_dir(out_dir, r)
@@ -268,12 +299,14 @@ def run_adaptation(cfg: Any, out_dir: Path, init: Path, origin: str) -> dict[str
             print(f"[adapt] round {r}: already finished, reusing {round_dir}")
             summary.append(json.loads((round_dir / METRICS).read_text()))
             weights = round_dir / WEIGHTS
+            labeller = round_dir / TEACHER if acfg.teacher == "ema" else weights
             continue
         start_weights = init if acfg.restart_each_round else weights
         if not (round_dir / PSEUDO_LABELS).exists():
-            print(f"[adapt] round {r}/{acfg.rounds}: pseudo-labelling with {weights if r > 1 else origin}"
+            print(f"[adapt] round {r}/{acfg.rounds}: pseudo-labelling with {labeller if r > 1 else origin}"
+                  + (" (the EMA teacher)" if acfg.teacher == "ema" and r > 1 else "")
                   + (f"; training restarts from {init}" if acfg.restart_each_round and r > 1 else ""))
-            stats = label_round(cfg, acfg, round_dir, r, weights, source_classes)
+            stats = label_round(cfg, acfg, round_dir, r, labeller, source_classes)
         else:
             print(f"[adapt] round {r}: pseudo labels already written, reusing {round_dir / 'pseudo_labels.csv'}")
             stats = json.loads((round_dir / ROUND_STATS).read_text())
@@ -288,6 +321,8 @@ def run_adaptation(cfg: Any, out_dir: Path, init: Path, origin: str) -> dict[str
         )
         pseudo = read_ava_csv(round_dir / PSEUDO_LABELS, "pseudo")
         round_metrics: dict[str, Any] = {"round": r, **{k: v for k, v in stats.items() if k != "pools"}}
+        ema = (EmaWeights(acfg.ema_momentum, start=_build_scorer(cfg, source_classes, labeller).model.state_dict())
+               if acfg.teacher == "ema" else None)
         if len(pseudo) == 0:
             print(f"[adapt] round {r}: nothing kept at lambda_c={acfg.lambda_c}; weights carried over unchanged")
             with atomic_path(round_dir / WEIGHTS) as tmp:
@@ -305,12 +340,22 @@ def run_adaptation(cfg: Any, out_dir: Path, init: Path, origin: str) -> dict[str
                 [],
                 init=start_weights,
                 meta={"domain": "target (pseudo labels, source label space)", "round": r},
+                loss_weight=acfg.loss_weight,
+                callbacks=[ema] if ema is not None else [],
             )
             round_metrics.update(run_detection_job(round_cfg, job))
             round_metrics["trained"] = True
+        if ema is not None:
+            if is_rank_zero():
+                meta = {**stored_description_of(round_dir / WEIGHTS), "teacher": "ema",
+                        "ema_momentum": acfg.ema_momentum, "ema_updates": ema.updates}
+                assert ema.average is not None
+                export_state(ema.average, round_dir / TEACHER, meta)
+            round_metrics["ema_updates"] = ema.updates
         write_json(round_dir / METRICS, round_metrics)
         summary.append(round_metrics)
         weights = round_dir / WEIGHTS
+        labeller = round_dir / TEACHER if ema is not None else weights
     with atomic_path(out_dir / WEIGHTS) as tmp:
         shutil.copyfile(weights, tmp)
     last = summary[-1]
