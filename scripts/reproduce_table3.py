@@ -54,16 +54,18 @@ def extract(out_dir: Path) -> dict[str, Any]:
     return {k: m[k] for k in keep if k in m}
 
 
-def jobs(config: str, run_root: Path) -> list[tuple[str, Job]]:
-    """(density, job) per seed; the 4 fps job is Table 5's `pretrain_seal__s<seed>` (same name, args, run dir)."""
+def jobs(config: str, run_root: Path, table5_runs: Path, table5_records: Path) -> list[tuple[str, Job]]:
+    """(density, job) per seed; the 4 fps job is Table 5's `pretrain_seal__s<seed>` (same name, args, run dir and
+    record, which stays in Table 5's folder)."""
     base = OmegaConf.load(ROOT / config)
     epochs = int(OmegaConf.select(base, "trainer.max_epochs", default=10))
     warmup = float(OmegaConf.select(base, "optim.warmup_epochs", default=1.0))
     out = []
     for seed in SEEDS:
         out.append(("4fps", Job(f"pretrain_seal__s{seed}", "pretrain", [f"seed={seed}"],
-                                ROOT / TABLE5_RUNS / f"s{seed}" / "pretrain_seal",
-                                fields={"kind": "pretrain_seal", "seed": seed}, extract=extract)))
+                                table5_runs / f"s{seed}" / "pretrain_seal",
+                                fields={"kind": "pretrain_seal", "seed": seed}, extract=extract,
+                                records_dir=table5_records)))
         scale = 4 // DENSITY_SAMPLES["1fps"]  # the testbed's own density is 4 fps
         args = [f"seed={seed}", "data.source.clips.box_density=1fps", f"trainer.max_epochs={epochs * scale}",
                 f"optim.warmup_epochs={warmup * scale}", f"trainer.check_val_every_n_epoch={scale}"]
@@ -102,25 +104,23 @@ def main() -> None:
     ap.add_argument("--out", default="results/table3_synthetic.md")
     ap.add_argument("--budget-min", type=float, default=None)
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--table5-runs", default=TABLE5_RUNS, help="run directories of Table 5 (the 4 fps pretrains)")
+    ap.add_argument("--table5-records", default=TABLE5_RECORDS, help="Table 5's records (the 4 fps rows)")
     args = ap.parse_args()
     started = time.time()
     note = "report rebuilt from records only (--report-only)."
     deadline = started + 60 * args.budget_min if args.budget_min else None
-    runners = {"1fps": Runner(ROOT, "table3", [args.config], COMMON, ROOT / args.records, ROOT / args.run_root,
-                              deadline),
-               "4fps": Runner(ROOT, "table5", [args.config], COMMON, ROOT / TABLE5_RECORDS, ROOT / TABLE5_RUNS,
-                              deadline)}
-    planned = jobs(args.config, ROOT / args.run_root)
+    runner = Runner(ROOT, "table3", [args.config], COMMON, ROOT / args.records, ROOT / args.run_root, deadline)
+    planned = jobs(args.config, ROOT / args.run_root, ROOT / args.table5_runs, ROOT / args.table5_records)
     if not args.report_only:
-        for density, job in planned:
-            if runners[density].ensure(job) is None:
+        for _density, job in planned:
+            if runner.ensure(job) is None:
                 print(f"time budget reached before {job.name}; the next invocation continues from the records")
                 break
-        note = (f"This invocation: {sum(len(r.ran) for r in runners.values())} runs executed, "
-                f"{sum(len(r.reused) for r in runners.values())} reused from matching records, "
-                f"{(time.time() - started) / 60:.1f} min; code commit {runners['1fps'].commit}.")
+        note = (f"This invocation: {len(runner.ran)} runs executed, {len(runner.reused)} reused from matching "
+                f"records, {(time.time() - started) / 60:.1f} min; code commit {runner.commit}.")
     # Only records made by the current commands count (a stale hash means the config changed since).
-    records = [rec for density, job in planned if (rec := runners[density].record_of(job)) is not None]
+    records = [rec for _density, job in planned if (rec := runner.record_of(job)) is not None]
     report([{**r, "density": r.get("density", "4fps")} for r in records], ROOT / args.out, note)
 
 
