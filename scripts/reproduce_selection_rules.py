@@ -1,0 +1,389 @@
+"""Selection rules beyond the paper on the calibrated SYNTHETIC testbed, built from committed run records.
+
+The plan (question, rules and knob values, worlds, seeds, fractions, success criterion) is fixed in
+`configs/experiments/selection_rules.yaml`. Two phases, never mixed:
+
+  choose  world seed 1, training seeds 100-102, label fraction 0.25: every rule at each of its knob's values
+          (SEAL pretrain -> adapt with the rule -> finetune); per rule the value with the best mean frame-mAP is
+          chosen. Records: results/runs/selection_rules/w1/.
+  report  world seed 0, training seeds 0-4 (paired with Table 5's rows, whose pretrains, runs and records are
+          shared): every value at fraction 0.25, each rule's chosen value at 1.0. Records: .../w0/.
+
+The report (`results/selection_rules.{md,png}`) compares each rule with the paper rule (Table 5's `seal_adapt`)
+and with no adaptation (Table 5's `seal`), per round shows kept fraction, precision beside the majority class's
+frequency and class coverage, and checks the plan's success criterion.
+
+    python scripts/reproduce_selection_rules.py                    # run what is missing (choose phase first)
+    python scripts/reproduce_selection_rules.py --budget-min 120   # start no new run after 2 hours
+    python scripts/reproduce_selection_rules.py --report-only
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+from reproduce_table5 import ADAPT_ROWS, Plan, adapt_extract, finetune_extract  # the sibling script
+
+from seal_transfer.experiment import (
+    Job,
+    Runner,
+    by_seed,
+    describe_interval,
+    load_records,
+    mean_std,
+    paired_difference,
+    provenance_lines,
+    verdict,
+    verdict_phrase,
+)
+from seal_transfer.utils.fileio import atomic_path, atomic_write
+
+ROOT = Path(__file__).resolve().parents[1]
+TABLE5_PLAN = "configs/experiments/table5.yaml"
+
+
+def setting_name(rule: str, value: Any) -> str:
+    return rule if value is None else f"{rule}_{value:g}"
+
+
+class RulePlan:
+    """The jobs of one world: Table 5's pretrain (and, on the report world, its baseline rows) + the rule runs."""
+
+    def __init__(self, plan: dict[str, Any], table5: dict[str, Any], world: int, run_root: Path,
+                 table5_run_root: Optional[Path], table5_records: Optional[Path]) -> None:
+        self.plan = plan
+        self.world = world
+        self.run_root = run_root
+        # Table 5's Plan builds the SEAL pretrain, adapt and finetune commands: the same arguments here, so the
+        # report world's baseline rows are Table 5's own runs (matching hashes, shared records).
+        self.table5 = Plan(table5, table5_run_root or run_root)
+        self.table5_records = table5_records
+        self._jobs: dict[str, Job] = {}
+
+    def _shared(self, job: Job) -> Job:
+        """A Table 5 job (and its upstream) whose record lives in Table 5's folder (report world only)."""
+        if self.table5_records is not None:
+            job.records_dir = self.table5_records
+            for up in job.upstream:
+                self._shared(up)
+        return job
+
+    def pretrain(self, seed: int) -> Job:
+        return self._shared(self.table5.pretrain("seal", seed))
+
+    def adapt(self, rule: str, value: Any, seed: int) -> Job:
+        spec = self.plan["rules"][rule]
+        name = f"adapt_{setting_name(rule, value)}__s{seed}"
+        if name not in self._jobs:
+            args = [f"seed={seed}", *spec["args"], *([f"{spec['knob']}={value}"] if spec["knob"] else []),
+                    *self.table5.plan.get("stage_args", {}).get("adapt", [])]
+            self._jobs[name] = Job(name=name, stage="adapt", args=args,
+                                   run_dir=self.run_root / f"s{seed}" / f"adapt_{setting_name(rule, value)}",
+                                   upstream=[self.pretrain(seed)],
+                                   fields={"kind": "adapt", "rule": rule, "value": value, "world": self.world,
+                                           "seed": seed}, extract=adapt_extract)
+        return self._jobs[name]
+
+    def finetune(self, rule: str, value: Any, fraction: float, seed: int) -> Job:
+        name = f"finetune_{setting_name(rule, value)}__f{fraction:g}__s{seed}"
+        if name not in self._jobs:
+            args = [f"seed={seed}", f"data.target.label_fraction={fraction}",
+                    *self.table5.plan.get("stage_args", {}).get("finetune", [])]
+            self._jobs[name] = Job(name=name, stage="finetune", args=args,
+                                   run_dir=self.run_root / f"s{seed}" / f"ft_{setting_name(rule, value)}_f{fraction:g}",
+                                   upstream=[self.adapt(rule, value, seed)],
+                                   fields={"kind": "finetune", "rule": rule, "value": value, "fraction": fraction,
+                                           "world": self.world, "seed": seed}, extract=finetune_extract)
+        return self._jobs[name]
+
+
+def choose(plan: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per rule, from the choose world's records: {"done": every value has every choose seed, "value": the best
+    value (by mean frame-mAP at the choose fraction; ties to the value listed first), "mean", "n"}. Nothing is
+    reported as chosen, and no fraction-1.0 run starts, until "done"."""
+    c = plan["choose"]
+    out: dict[str, dict[str, Any]] = {}
+    for rule, spec in plan["rules"].items():
+        best: dict[str, Any] = {"done": True, "value": None, "mean": None, "n": 0}
+        for value in spec["values"]:
+            v = by_seed(records, "mAP", kind="finetune", rule=rule, value=value, fraction=c["fraction"])
+            if sorted(v) != sorted(c["seeds"]):
+                best["done"] = False
+                continue
+            m = sum(v.values()) / len(v)
+            if best["mean"] is None or m > best["mean"]:
+                best.update(value=value, mean=m, n=len(v))
+        out[rule] = best
+    return out
+
+
+def is_chosen(chosen: dict[str, dict[str, Any]], rule: str, value: Any) -> bool:
+    return bool(chosen[rule]["done"]) and chosen[rule]["value"] == value
+
+
+def _last_round(record: Optional[dict[str, Any]]) -> dict[str, Any]:
+    rounds = (record or {}).get("rounds") or []
+    return rounds[-1] if rounds else {}
+
+
+def _avg(rows: list[dict[str, Any]], key: str) -> Optional[float]:
+    xs = [float(r[key]) for r in rows if r.get(key) is not None]
+    return sum(xs) / len(xs) if xs else None
+
+
+def _f(x: Optional[float], digits: int = 2) -> str:
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def round_table(adapts: list[dict[str, Any]], title: str) -> list[str]:
+    """Per setting and round, means over seeds: kept fraction, precision vs majority, class coverage."""
+    lines = [title, "", "| setting | round | seeds | kept fraction | precision | majority | classes kept | "
+             "largest share | truth-class coverage |", "|---|---|---|---|---|---|---|---|---|"]
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in adapts:
+        groups.setdefault(r["_setting"], []).append(r)
+    for setting, recs in groups.items():
+        n_rounds = max(len(r.get("rounds") or []) for r in recs)
+        for i in range(n_rounds):
+            rows = [r["rounds"][i] for r in recs if len(r.get("rounds") or []) > i]
+            lines.append(f"| {setting} | {i + 1} | {len(rows)} | {_f(_avg(rows, 'kept_fraction'))} | "
+                         f"{_f(_avg(rows, 'pseudo_label_precision'))} | {_f(_avg(rows, 'majority_class_frequency'))} | "
+                         f"{_f(_avg(rows, 'kept_classes'), 1)} of {_f(_avg(rows, 'truth_classes'), 1)} | "
+                         f"{_f(_avg(rows, 'largest_class_share'))} | {_f(_avg(rows, 'kept_truth_class_coverage'))} |")
+    return lines + [""]
+
+
+def build_report(plan: dict[str, Any], rec: dict[int, list[dict[str, Any]]], table5: list[dict[str, Any]],
+                 out: Path, note: str) -> None:
+    cw, rw = plan["choose"]["world_seed"], plan["report"]["world_seed"]
+    chosen = choose(plan, rec[cw])
+    lines = ["# Selection rules beyond the paper on the calibrated SYNTHETIC testbed", "",
+             "**Synthetic results** (world `small`): they test whether a rule stops the pseudo-label collapse on a "
+             "controlled transfer testbed, not the rules' value on AVA.", "",
+             f"**Question (fixed before the runs).** {plan['question']}", "",
+             f"**Success criterion.** {plan['success']}", "",
+             f"Plan: `configs/experiments/selection_rules.yaml`. Settings chosen on world seed {cw} (training seeds "
+             f"{plan['choose']['seeds']}, fraction {plan['choose']['fraction']:g}); reported on world seed {rw} "
+             f"(training seeds {plan['report']['seeds']}, paired with Table 5's rows from `results/runs/table5/`).",
+             "", f"## Choosing each rule's setting (world {cw}, fraction {plan['choose']['fraction']:g})", "",
+             "| rule | knob | value | target frame-mAP (%) mean ± std | seeds | chosen |", "|---|---|---|---|---|---|"]
+    for rule, spec in plan["rules"].items():
+        for value in spec["values"]:
+            v = by_seed(rec[cw], "mAP", kind="finetune", rule=rule, value=value, fraction=plan["choose"]["fraction"])
+            cell = "(not run yet)" if not v else "{:.2f} ± {:.2f}".format(*mean_std([100 * x for x in v.values()]))
+            mark = "**chosen**" if is_chosen(chosen, rule, value) else ""
+            lines.append(f"| {rule} | {spec['knob'] or '—'} | {'—' if value is None else f'{value:g}'} | {cell} | "
+                         f"{len(v)} | {mark} |")
+    pending = [r for r, c in chosen.items() if not c["done"]]
+    if pending:
+        lines += ["", f"Choose phase incomplete for: {', '.join(pending)} — no setting of theirs is reported as chosen "
+                  "yet, and their fraction-1.0 runs wait."]
+
+    seal_ft = [r for r in table5 if r.get("kind") == "finetune"]
+    goal_lines: list[str] = []
+    figure: dict[str, dict[float, dict[str, Any]]] = {}
+    for fraction in plan["report"]["fractions"]:
+        base = {row: {k: 100 * x for k, x in by_seed(seal_ft, "mAP", row=row, fraction=fraction, lambda_c=(
+            0.3 if row in ADAPT_ROWS else None)).items()} for row in plan["baseline_rows"]}
+        lines += ["", f"## World {rw}, target label fraction {fraction:g}", "",
+                  "| setting | frame-mAP (%) mean ± std | seeds | Δ vs paper rule [95% CI] | Δ vs no adaptation "
+                  "[95% CI] |", "|---|---|---|---|---|"]
+        for row in plan["baseline_rows"]:
+            v = base[row]
+            cell = "{:.2f} ± {:.2f}".format(*mean_std(list(v.values()))) if v else "(not run yet)"
+            lines.append(f"| Table 5: {row} | {cell} | {len(v)} | — | — |")
+        for rule, spec in plan["rules"].items():
+            if fraction == plan["choose"]["fraction"]:
+                values = spec["values"]
+            else:
+                values = [chosen[rule]["value"]] if chosen[rule]["done"] else []
+            for value in values:
+                v = {k: 100 * x for k, x in by_seed(rec[rw], "mAP", kind="finetune", rule=rule, value=value,
+                                                      fraction=fraction).items()}
+                name = setting_name(rule, value) + (" (chosen)" if is_chosen(chosen, rule, value) else "")
+                if not v:
+                    lines.append(f"| {name} | (not run yet) | 0 | — | — |")
+                    continue
+                d_paper = paired_difference(v, base.get("seal_adapt", {}))
+                d_none = paired_difference(v, base.get("seal", {}))
+                lines.append(f"| {name} | {'{:.2f} ± {:.2f}'.format(*mean_std(list(v.values())))} | {len(v)} | "
+                             f"{describe_interval(d_paper)} | {describe_interval(d_none)} |")
+                if is_chosen(chosen, rule, value):
+                    figure.setdefault(rule, {})[fraction] = {"paper": d_paper, "none": d_none}
+                if is_chosen(chosen, rule, value) and fraction == plan["choose"]["fraction"]:
+                    goal_lines.append(goal_line(rule, value, v, base, rec[rw]))
+    lines += ["", "## The goal, per rule at its chosen setting (world 0, fraction 0.25)", ""]
+    lines += goal_lines or ["- No rule has both a chosen setting and report-world runs yet."]
+    adapts = []
+    for r in rec[rw]:
+        if r.get("kind") == "adapt":
+            adapts.append({**r, "_setting": setting_name(r["rule"], r.get("value"))})
+    for r in table5:
+        if r.get("kind") == "adapt" and r.get("lambda_c") == 0.3 and r.get("labels") in ("rule", "oracle"):
+            adapts.append({**r, "_setting": f"Table 5: {'paper rule' if r['labels'] == 'rule' else 'oracle'}"})
+    adapts.sort(key=lambda r: (not r["_setting"].startswith("Table 5"), r["_setting"], r["seed"]))
+    if adapts:
+        lines += [""] + round_table(adapts, f"## Pseudo labels per round (world {rw}, means over seeds)")
+    lines += ["![selection rules](selection_rules.png)", "", *provenance_lines(rec[cw] + rec[rw], note)]
+    with atomic_write(out) as handle:
+        handle.write("\n".join(lines))
+    draw_figure(figure, adapts, out.with_suffix(".png"))
+    print(f"wrote {out}")
+
+
+def goal_line(rule: str, value: Any, v: dict[int, float], base: dict[str, dict[int, float]],
+              records: list[dict[str, Any]]) -> str:
+    last = [_last_round(r) for r in records if r.get("kind") == "adapt" and r.get("rule") == rule
+            and r.get("value") == value]
+    coverage, precision = _avg(last, "kept_truth_class_coverage"), _avg(last, "pseudo_label_precision")
+    majority = _avg(last, "majority_class_frequency")
+    d_paper = paired_difference(v, base.get("seal_adapt", {}))
+    d_none = paired_difference(v, base.get("seal", {}))
+    cover_ok = coverage is not None and coverage >= 0.8
+    prec_ok = precision is not None and majority is not None and precision >= 2 * majority
+    beats = verdict(d_paper) == "above" and verdict(d_none) == "above"
+    parts = [f"coverage {_f(coverage)} ({'≥' if cover_ok else '<'} 0.8)",
+             f"precision {_f(precision)} vs 2 × majority {_f(2 * majority if majority is not None else None)} "
+             f"({'met' if prec_ok else 'not met'})",
+             f"vs paper rule: {verdict_phrase(d_paper)}", f"vs no adaptation: {verdict_phrase(d_none)}"]
+    moon = ""
+    if base.get("seal_oracle") and base.get("seal") and v:
+        gap = mean_std(list(base["seal_oracle"].values()))[0] - mean_std(list(base["seal"].values()))[0]
+        closed = mean_std(list(v.values()))[0] - mean_std(list(base["seal"].values()))[0]
+        moon = f"; closes {closed / gap:.0%} of the SEAL → oracle gap" if gap > 0 else "; no SEAL → oracle gap"
+    met = "**goal met**" if cover_ok and prec_ok and beats else "goal not met"
+    return f"- **{setting_name(rule, value)}**: {met} — " + "; ".join(parts) + moon + "."
+
+
+def draw_figure(figure: dict[str, dict[float, dict[str, Any]]], adapts: list[dict[str, Any]], out_png: Path) -> None:
+    """Left: last-round precision against the largest class's share per setting (collapse = right, low);
+    right: chosen settings' paired Δ vs the paper rule with 95 % intervals, per label fraction."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in adapts:
+        groups.setdefault(r["_setting"], []).append(_last_round(r))
+    for setting, rows in groups.items():
+        x, y = _avg(rows, "largest_class_share"), _avg(rows, "pseudo_label_precision")
+        if x is not None and y is not None:
+            ax1.scatter([x], [y], s=30)
+            ax1.annotate(setting.replace("Table 5: ", ""), (x, y), fontsize=7, xytext=(3, 3),
+                         textcoords="offset points")
+    ax1.set(xlabel="last round: largest class's share of kept labels", ylabel="last round: pseudo-label precision",
+            title="collapse (right) vs precision", xlim=(0, 1.05), ylim=(0, 1.05))
+    rules = sorted(figure)
+    for j, fraction in enumerate(sorted({f for r in figure.values() for f in r})):
+        xs, ys, lo, hi = [], [], [], []
+        for i, rule in enumerate(rules):
+            d = figure[rule].get(fraction, {}).get("paper")
+            if d and d["n"] > 1:
+                xs.append(i + 0.15 * (j - 0.5))
+                ys.append(d["mean"])
+                lo.append(d["mean"] - d["low"])
+                hi.append(d["high"] - d["mean"])
+        if xs:
+            ax2.errorbar(xs, ys, yerr=[lo, hi], fmt="o", capsize=3, label=f"fraction {fraction:g}")
+    ax2.axhline(0, color="grey", lw=0.8)
+    ax2.set_xticks(range(len(rules)), rules, rotation=20, fontsize=8)
+    ax2.set(ylabel="Δ frame-mAP vs paper rule (points)", title="chosen settings, paired 95 % CI")
+    if rules:
+        ax2.legend(fontsize=8)
+    fig.suptitle("SYNTHETIC testbed: selection rules beyond the paper", fontsize=10)
+    fig.tight_layout()
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def ordered_jobs(plan: dict[str, Any], choose_plan: RulePlan, report_plan: RulePlan,
+                 chosen: dict[str, dict[str, Any]]) -> list[tuple[RulePlan, Job]]:
+    """Choose phase first (seed by seed), then the report world at the choose fraction (seed by seed, every
+    value), then each rule's chosen value at the other fractions (only once its choice is made)."""
+    c, r = plan["choose"], plan["report"]
+    jobs: list[tuple[RulePlan, Job]] = []
+    for seed in c["seeds"]:
+        for rule, spec in plan["rules"].items():
+            jobs += [(choose_plan, choose_plan.finetune(rule, v, c["fraction"], seed)) for v in spec["values"]]
+    for seed in r["seeds"]:
+        for rule, spec in plan["rules"].items():
+            jobs += [(report_plan, report_plan.finetune(rule, v, c["fraction"], seed)) for v in spec["values"]]
+    for fraction in (f for f in r["fractions"] if f != c["fraction"]):
+        for seed in r["seeds"]:
+            jobs += [(report_plan, report_plan.finetune(rule, chosen[rule]["value"], fraction, seed))
+                     for rule in plan["rules"] if chosen[rule]["done"]]
+    return jobs
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--plan", default="configs/experiments/selection_rules.yaml")
+    ap.add_argument("--run-root", default="runs/selection_rules", help="run directories (not committed)")
+    ap.add_argument("--records", default="results/runs/selection_rules", help="committed run records (w<seed>/)")
+    ap.add_argument("--table5-runs", default="runs/table5", help="Table 5's run directories (shared pretrains)")
+    ap.add_argument("--table5-records", default="results/runs/table5")
+    ap.add_argument("--out", default="results/selection_rules.md")
+    ap.add_argument("--budget-min", type=float, default=None, help="start no new run after this many minutes")
+    ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="list every planned run (and its upstream) as 'reuse' (a matching record) or 'run'")
+    args = ap.parse_args()
+    plan = yaml.safe_load((ROOT / args.plan).read_text())
+    table5 = yaml.safe_load((ROOT / TABLE5_PLAN).read_text())
+    cw, rw = plan["choose"]["world_seed"], plan["report"]["world_seed"]
+    if table5["world_seed"] != rw or table5["config"] != plan["config"] or table5["preset"] != plan["preset"]:
+        raise SystemExit(f"{args.plan}: the report world must be Table 5's (world {table5['world_seed']}, "
+                         f"{table5['config']}, preset {table5['preset']}) for the rows to pair")
+    records_root, table5_records = ROOT / args.records, ROOT / args.table5_records
+    started = time.time()
+    note = "report rebuilt from records only (--report-only)."
+    if not args.report_only:
+        deadline = started + 60 * args.budget_min if args.budget_min else None
+        runners = {}
+        for world in (cw, rw):
+            common = [f"data.synthetic.preset={plan['preset']}", f"data.synthetic.seed={world}",
+                      "trainer.enable_progress_bar=false"]
+            runners[world] = Runner(ROOT, plan["experiment"], [plan["config"]], common, records_root / f"w{world}",
+                                    ROOT / args.run_root / f"w{world}", deadline)
+        choose_plan = RulePlan(plan, table5, cw, ROOT / args.run_root / f"w{cw}", None, None)
+        report_plan = RulePlan(plan, table5, rw, ROOT / args.run_root / f"w{rw}", ROOT / args.table5_runs / f"w{rw}",
+                               table5_records)
+        chosen = choose(plan, load_records(records_root / f"w{cw}"))
+        planned = ordered_jobs(plan, choose_plan, report_plan, chosen)
+        if args.dry_run:
+            seen: set[str] = set()
+
+            def show(runner: Runner, job: Job) -> None:
+                for up in job.upstream:
+                    show(runner, up)
+                if job.name not in seen:
+                    seen.add(job.name)
+                    where = (job.records_dir or runner.records_dir).relative_to(ROOT)
+                    print(f"{'reuse' if runner.record_of(job) else 'run  '}  w{runner_world[id(runner)]}  "
+                          f"{job.name}  ({where})")
+
+            runner_world = {id(r): w for w, r in runners.items()}
+            for rule_plan, job in planned:
+                show(runners[rule_plan.world], job)
+            return
+        for rule_plan, job in planned:
+            if runners[rule_plan.world].ensure(job) is None:
+                print(f"time budget reached before {job.name}; the next invocation continues from the records")
+                break
+        ran = sum(len(r.ran) for r in runners.values())
+        note = (f"This invocation: {ran} runs executed, {(time.time() - started) / 60:.1f} min; code commit "
+                f"{runners[rw].commit}.")
+    rec = {w: load_records(records_root / f"w{w}") for w in (cw, rw)}
+    build_report(plan, rec, load_records(table5_records), ROOT / args.out, note)
+
+
+if __name__ == "__main__":
+    main()
