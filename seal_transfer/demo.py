@@ -17,16 +17,16 @@ import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional
 
 import numpy as np
 import torch
 
 from seal_transfer.cli import guarded_main
 from seal_transfer.data.box_plan import auto_annotations, box_plan, find_detector_boxes, read_boxes
-from seal_transfer.engine.inference import load_scorer, resolved_model_config, score_keyframe, stage_augment
+from seal_transfer.engine.inference import load_scorer, resolved_model_config, stage_augment
 from seal_transfer.errors import UserError
-from seal_transfer.report.frames import display_size, draw_detections, label_font, resize_frames, write_gif
+from seal_transfer.report.annotate import annotate
+from seal_transfer.report.frames import display_size, write_gif
 
 PROG = "python -m seal_transfer.demo"
 # Box colours (Okabe-Ito), cycled per box within a keyframe.
@@ -96,12 +96,10 @@ def _check_args(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str]) -> int:
-    from tqdm import tqdm
-
     from seal_transfer.data.config import AugmentConfig
-    from seal_transfer.data.formats.ava import AvaTable, read_video_meta, write_ava_csv
+    from seal_transfer.data.formats.ava import AvaTable, write_ava_csv
     from seal_transfer.data.transforms import ClipTransform
-    from seal_transfer.data.video import FrameFolderSource, clip_frame_indices, open_video_source
+    from seal_transfer.data.video import open_timed_video
     from seal_transfer.data.video import write_video as encode
     from seal_transfer.models.config import clip_spec
 
@@ -115,28 +113,9 @@ def main(argv: Sequence[str]) -> int:
     video_id = args.video_id or (video.name if video.is_dir() else video.stem)
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
 
-    # Frames and timing.
-    source = open_video_source(video, video_id=video_id)
-    if isinstance(source, FrameFolderSource):
-        fps, num_frames = float(args.fps or 30.0), source.num_frames
-        if num_frames == 0:
-            raise UserError(f"{video}: no frames named like {source.frame_path(0).name}")
-        width, height = source.read(np.array([0])).shape[2:0:-1]
-    else:
-        info = source.info
-        fps, num_frames, width, height = info.fps, info.num_frames, info.width, info.height
-        if args.fps is not None:
-            raise UserError("--fps applies to frame folders only; a video file carries its own frame rate")
     annotations = auto_annotations(video)
-    time_offset = args.time_offset
-    timing_note = "--time-offset"
-    if time_offset is None:
-        meta_path = annotations / "video_meta.csv" if annotations else None
-        meta = read_video_meta(meta_path) if meta_path is not None and meta_path.is_file() else {}
-        if video_id in meta:
-            time_offset, timing_note = meta[video_id].time_offset, f"{meta_path}"
-        else:
-            time_offset, timing_note = 0.0, "default (plain video)"
+    timed = open_timed_video(video, video_id, fps=args.fps, time_offset=args.time_offset, annotations=annotations)
+    source, fps, num_frames, time_offset = timed.source, timed.fps, timed.num_frames, timed.time_offset
 
     # Boxes.
     if args.gt:
@@ -160,102 +139,45 @@ def main(argv: Sequence[str]) -> int:
         augment["eval_short_side"] = args.short_side
     transform = ClipTransform(AugmentConfig(**augment), train=False)
 
-    # Keyframes over the rendered span.
+    # Keyframes over the rendered span, then score, draw, encode.
     first = int(round(args.start * fps))
     last = num_frames if args.duration is None else min(num_frames, int(round((args.start + args.duration) * fps)))
     if first >= last:
         raise UserError(f"--start {args.start}: past the end of the video ({num_frames / fps:.1f} s)")
-    out_w, out_h = display_size(int(width), int(height), args.display_short_side)
+    out_w, out_h = display_size(timed.width, timed.height, args.display_short_side)
     if (last - first) * out_w * out_h * 3 > FRAME_BUDGET_BYTES:
         raise UserError(f"{video}: {last - first} frames at {out_w}x{out_h} exceed the demo's memory budget; "
                         "render a part with --start/--duration")
-    period = 1.0 / args.fps_keyframes
-    key_times = np.arange(first / fps, last / fps, period)
-    tolerance = period / 2
-    keyframes: list[tuple[int, Optional[int]]] = []  # (first frame shown, box-plan index or None)
-    for t in key_times:
-        keyframes.append((int(round(t * fps)), plan.at(time_offset + t, tolerance)))
-    if not any(j is not None for _, j in keyframes):
-        span = f"{plan.timestamps.min():g}-{plan.timestamps.max():g} s" if plan.timestamps.size else "none"
-        hint = "AVA cut files need --time-offset 900" if time_offset == 0 else "plain videos need --time-offset 0"
-        raise UserError(
-            f"{plan.source}: no box timestamp of '{video_id}' falls in the rendered part "
-            f"({time_offset + first / fps:g}-{time_offset + last / fps:g} movie seconds with time offset "
-            f"{time_offset:g} from {timing_note}); box timestamps: {span}. {hint}"
-        )
-
-    # Score, draw, encode.
-    font = label_font(max(10, round(out_h / 28)))
-    line_width = max(1, round(out_h / 180))
-    rendered: list[np.ndarray] = []
-    det_rows: list[AvaTable] = []
-    label_counts: dict[str, int] = {}
-    boxes_scored = 0
-    bar = tqdm(total=last - first, desc="demo", unit="frame", disable=args.no_progress, dynamic_ncols=True)
+    keyframes = plan.schedule(video_id, first, last, fps, args.fps_keyframes, time_offset, timed.timing_note)
     try:
-        for k, (start_frame, j) in enumerate(keyframes):
-            end_frame = keyframes[k + 1][0] if k + 1 < len(keyframes) else last
-            start_frame = max(start_frame, first)
-            if end_frame <= start_frame:
-                continue
-            boxes = np.zeros((0, 4), np.float32)
-            labels: list[list[tuple[str, float]]] = []
-            if j is not None and len(plan.boxes[j]):
-                boxes = plan.boxes[j]
-                centre = float(plan.timestamps[j])
-                indices = clip_frame_indices(centre, fps, time_offset, spec.num_frames, spec.sample_rate,
-                                             video_frames=num_frames)
-                clip, box_px = transform(source.read(indices), boxes)
-                scores = score_keyframe(demo, clip, box_px, device)
-                boxes_scored += len(boxes)
-                top = np.argsort(-scores, axis=1, kind="stable")[:, : args.top_k]
-                for row, cols in zip(scores, top):
-                    shown = [(demo.class_names[c], float(row[c])) for c in cols if row[c] >= args.label_threshold]
-                    labels.append(shown)
-                    if shown:
-                        label_counts[shown[0][0]] = label_counts.get(shown[0][0], 0) + 1
-                if args.detections:
-                    det_rows.append(_detection_rows(video_id, centre, boxes, scores, demo.class_ids))
-            frames = resize_frames(source.read(np.arange(start_frame, end_frame)), (out_w, out_h))
-            for frame in frames:
-                rendered.append(draw_detections(frame, boxes, labels, font, line_width) if len(boxes) else frame)
-            bar.update(len(frames))
+        result = annotate(source, keyframes, plan, demo, transform, spec, video_id=video_id, fps=fps,
+                          time_offset=time_offset, num_frames=num_frames, first=first, last=last,
+                          size=(out_w, out_h), device=device, top_k=args.top_k, label_threshold=args.label_threshold,
+                          with_detections=bool(args.detections), progress=not args.no_progress)
     finally:
-        bar.close()
         source.close()
 
     out = Path(args.out) if args.out else Path(f"demo_{video_id}.mp4")
-    stacked = np.stack(rendered)
+    stacked = np.stack(result.frames)
     codec = encode(out, stacked, fps)
     gif = None if args.no_gif else write_gif(out.with_suffix(".gif"), stacked, fps)
     if args.detections:
-        write_ava_csv(args.detections, AvaTable.concat(det_rows), "detections")
+        write_ava_csv(args.detections, AvaTable.concat(result.detections), "detections")
 
     used = sum(j is not None for _, j in keyframes)
     print(f"\n== demo finished in {time.time() - started:.1f} s")
     print(f"   video       {video} ({video_id}, {num_frames} frames at {fps:g} fps, time offset {time_offset:g} "
-          f"from {timing_note})")
+          f"from {timed.timing_note})")
     print(f"   checkpoint  {checkpoint} ({len(demo.class_ids)} classes, device {device})")
-    print(f"   boxes       {plan.source}: {boxes_scored} scored on {used}/{len(keyframes)} keyframes")
-    if label_counts:
-        common = sorted(label_counts.items(), key=lambda kv: -kv[1])[:3]
+    print(f"   boxes       {plan.source}: {result.boxes_scored} scored on {used}/{len(keyframes)} keyframes")
+    if result.label_counts:
+        common = sorted(result.label_counts.items(), key=lambda kv: -kv[1])[:3]
         print("   top labels  " + ", ".join(f"{name} ({n} boxes)" for name, n in common))
     print(f"   wrote       {out} ({len(stacked)} frames, {out_w}x{out_h}, {codec})"
           + (f", {gif}" if gif else "") + (f", {args.detections}" if args.detections else ""))
     for note in demo.notes:
         print(f"   note        {note}")
     return 0
-
-
-def _detection_rows(video_id: str, seconds: float, boxes: np.ndarray, scores: np.ndarray,
-                    class_ids: Sequence[int]) -> Any:
-    from seal_transfer.data.formats.ava import AvaTable
-
-    n, c = scores.shape
-    return AvaTable.from_columns(
-        [video_id] * (n * c), np.full(n * c, seconds), np.repeat(boxes, c, axis=0),
-        action_ids=np.tile(np.asarray(class_ids, dtype=np.int64), n), scores=scores.reshape(-1),
-    )
 
 
 def cli(argv: Sequence[str] | None = None) -> None:

@@ -20,6 +20,23 @@ class BoxPlan:
     scores: list[np.ndarray]  # T x (K,)
     source: str
 
+    def schedule(self, video_id: str, first: int, last: int, fps: float, keyframes_per_second: float,
+                 time_offset: float, timing_note: str) -> list[tuple[int, Optional[int]]]:
+        """Keyframes over frames [first, last): (first frame shown, index of the nearest box timestamp within half
+        a keyframe period, or None). Refuses, naming the spans, when no box timestamp falls in the rendered part."""
+        period = 1.0 / keyframes_per_second
+        key_times = np.arange(first / fps, last / fps, period)
+        keyframes = [(int(round(t * fps)), self.at(time_offset + t, period / 2)) for t in key_times]
+        if not any(j is not None for _, j in keyframes):
+            span = f"{self.timestamps.min():g}-{self.timestamps.max():g} s" if self.timestamps.size else "none"
+            hint = "AVA cut files need --time-offset 900" if time_offset == 0 else "plain videos need --time-offset 0"
+            raise UserError(
+                f"{self.source}: no box timestamp of '{video_id}' falls in the rendered part "
+                f"({time_offset + first / fps:g}-{time_offset + last / fps:g} movie seconds with time offset "
+                f"{time_offset:g} from {timing_note}); box timestamps: {span}. {hint}"
+            )
+        return keyframes
+
     def at(self, seconds: float, tolerance: float) -> Optional[int]:
         """Index of the box timestamp nearest `seconds`, if within `tolerance`."""
         if self.timestamps.size == 0:

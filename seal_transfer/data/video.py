@@ -701,3 +701,45 @@ def write_video(
             for packet in stream.encode(None):
                 container.mux(packet)
     return codec
+
+
+@dataclass
+class TimedVideo:
+    """An opened video (file or frame folder) with its frame rate, size and the movie second of its frame 0."""
+
+    source: Any
+    fps: float
+    num_frames: int
+    width: int
+    height: int
+    time_offset: float
+    timing_note: str  # where time_offset came from, for messages
+
+
+def open_timed_video(video: Path, video_id: str, *, fps: Optional[float] = None,
+                     time_offset: Optional[float] = None, annotations: Optional[Path] = None) -> TimedVideo:
+    """Open `video` for display: a frame folder takes `fps` (default 30), a file its own rate; the time offset is
+    `time_offset`, else the folder's `annotations/video_meta.csv` entry, else 0 (a plain video)."""
+    from seal_transfer.data.formats.ava import read_video_meta
+
+    source = open_video_source(video, video_id=video_id)
+    if isinstance(source, FrameFolderSource):
+        rate, num_frames = float(fps or 30.0), source.num_frames
+        if num_frames == 0:
+            raise UserError(f"{video}: no frames named like {source.frame_path(0).name}")
+        width, height = source.read(np.array([0])).shape[2:0:-1]
+    else:
+        info = source.info
+        rate, num_frames, width, height = info.fps, info.num_frames, info.width, info.height
+        if fps is not None:
+            raise UserError("--fps applies to frame folders only; a video file carries its own frame rate")
+    note = "--time-offset"
+    if time_offset is None:
+        meta_path = annotations / "video_meta.csv" if annotations else None
+        meta = read_video_meta(meta_path) if meta_path is not None and meta_path.is_file() else {}
+        if video_id in meta:
+            time_offset, note = meta[video_id].time_offset, f"{meta_path}"
+        else:
+            time_offset, note = 0.0, "default (plain video)"
+    return TimedVideo(source, float(rate), int(num_frames), int(width), int(height), float(time_offset), note)
+
