@@ -151,10 +151,17 @@ def test_finetune_validates_on_detector_boxes(tmp_path: Path, cache: Path) -> No
         f"run_dir={run}",
         "data.target.val_boxes=annotations/ava_val_predicted_boxes.csv",
         "data.target.val_box_threshold=0.5",
+        "optim.loss=bce_softmax_pose",
         cache=cache,
     )
     fine = json.loads((run / "finetune" / "metrics.json").read_text())
     assert _in_unit(fine["mAP"])
+    # The exported weights say how their scores are read (softmax over the pose classes), so a scorer built from
+    # the file (demo, tube features) scores as validation did.
+    from seal_transfer.engine.inference import load_scorer
+
+    scorer = load_scorer(run / "finetune" / "model.pt")
+    assert scorer.loss == "bce_softmax_pose" and len(scorer.pose_columns) == 5
     det_rows = (run / "finetune" / "val_detections.csv").read_text().splitlines()
     gt_boxes = {
         tuple(r.split(",")[:6])

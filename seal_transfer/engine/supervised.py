@@ -239,6 +239,10 @@ def run_detection_job(cfg: Any, job: DetectionJob) -> dict[str, Any]:
                 "class_ids": list(job.labelmap.ids),
                 "class_names": [job.labelmap.names[c] for c in job.labelmap.ids],
                 "model": model_cfg,
+                # How scores are read off the logits (sigmoid, or softmax over the pose columns): a scorer built
+                # from this file (demo, tube features) must score as validation did.
+                "loss": str(cfg.optim.loss),
+                "pose_columns": [int(c) for c in module.pose_columns.tolist()],
                 **job.meta,
             },
         )
