@@ -108,10 +108,9 @@ def plot(records: list[dict[str, Any]], out: Path) -> None:
     ax_e.legend(fontsize=8)
     fig.suptitle("SYNTHETIC testbed calibration", fontsize=10)
     fig.tight_layout()
-    from seal_transfer.utils.fileio import atomic_path
+    from seal_transfer.report.plots import save_figure
 
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+    save_figure(fig, out)
     plt.close(fig)
 
 

@@ -41,7 +41,8 @@ from seal_transfer.experiment import (
     verdict,
     verdict_phrase,
 )
-from seal_transfer.utils.fileio import atomic_path, atomic_write
+from seal_transfer.report.plots import save_figure
+from seal_transfer.utils.fileio import atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE5_PLAN = "configs/experiments/table5.yaml"
@@ -299,8 +300,7 @@ def draw_figure(figure: dict[str, dict[float, dict[str, Any]]], adapts: list[dic
         ax2.legend(fontsize=8)
     fig.suptitle("SYNTHETIC testbed: selection rules beyond the paper", fontsize=10)
     fig.tight_layout()
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+    save_figure(fig, out_png)
     plt.close(fig)
 
 

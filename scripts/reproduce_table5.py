@@ -226,7 +226,7 @@ def label_fraction_report(plan: dict[str, Any], records: list[dict[str, Any]], o
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from seal_transfer.utils.fileio import atomic_path
+    from seal_transfer.report.plots import save_figure
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for row, pts in curves.items():
@@ -237,8 +237,7 @@ def label_fraction_report(plan: dict[str, Any], records: list[dict[str, Any]], o
     ax.set_xticks(fractions, [f"{f:g}" for f in fractions])
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
     fig.tight_layout()
-    with atomic_path(out_md.with_suffix(".png")) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+    save_figure(fig, out_md.with_suffix(".png"))
     plt.close(fig)
 
 

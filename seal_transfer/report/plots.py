@@ -27,10 +27,11 @@ def _figure(width: float, height: float) -> Any:
     return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
 
 
-def _save(fig: Any, out_png: str | Path) -> Path:
+def save_figure(fig: Any, out_png: str | Path, dpi: int = DPI) -> Path:
+    """Write a figure as PNG atomically (a reader never sees half a file); also what the experiment scripts use."""
     out = Path(out_png)
     with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png")
+        fig.savefig(tmp, format="png", dpi=dpi)
     return out
 
 
@@ -110,7 +111,7 @@ def plot_per_class_ap(
             handles.append(Patch(color=colour[name], label=f"{name}: mAP {mean_text} ({len(members)} cls)"))
         ax.legend(handles=handles, loc="lower right", fontsize=7)
     ax.grid(axis="x", alpha=0.3)
-    return _save(fig, out_png)
+    return save_figure(fig, out_png)
 
 
 # --------------------------------------------------------------------------------------------- PR curves
@@ -149,7 +150,7 @@ def plot_pr_curves(
     ax.grid(alpha=0.3)
     if curves:
         ax.legend(fontsize=7, loc="lower left")
-    return _save(fig, out_png)
+    return save_figure(fig, out_png)
 
 
 # --------------------------------------------------------------------------------------------- training curves
@@ -223,7 +224,7 @@ def plot_training_curves(
         ax_val.grid(alpha=0.3)
         ax_val.legend(fontsize=7)
         ax_val.set_ylim(0, 1.02)
-    return _save(fig, out_png)
+    return save_figure(fig, out_png)
 
 
 # --------------------------------------------------------------------------------------------- pseudo labels
@@ -296,7 +297,7 @@ def plot_pseudo_label_stats(
     ax_cls.set_ylabel("kept (box, class) labels")
     ax_cls.set_title("kept pseudo labels per class", fontsize=9)
     ax_cls.grid(axis="y", alpha=0.3)
-    return _save(fig, out_png)
+    return save_figure(fig, out_png)
 
 
 # --------------------------------------------------------------------------------------------- λ_c sweep
@@ -359,4 +360,4 @@ def plot_lambda_sweep(rows: Sequence[Mapping[str, Any]], out_png: str | Path, *,
         handles, labels = handles + h2, labels + l2
     fig.legend(handles, labels, fontsize=7, loc="outside lower center", ncol=3)  # never over the curves
     ax.set_title(title or ("Credible threshold λ_c sweep" if is_lambda else f"Sweep of {key}"), fontsize=10)
-    return _save(fig, out_png)
+    return save_figure(fig, out_png)
