@@ -56,29 +56,6 @@ def _run(cmd: list[str]) -> str:
     return result.stdout
 
 
-def _run_until_killed(cmd: list[str], condition: Callable[[str], bool]) -> str:
-    """Start `cmd`, SIGKILL it as soon as `condition(stdout so far)` holds; fail if it finishes first."""
-    out_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"seal_kill_{os.getpid()}_{time.monotonic_ns()}.log"
-    with out_path.open("w") as sink:
-        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, env=_env())
-        deadline = time.monotonic() + TIMEOUT_S
-        try:
-            while proc.poll() is None and time.monotonic() < deadline:
-                if condition(out_path.read_text()):
-                    break
-                time.sleep(0.05)
-            assert proc.poll() is None, f"run ended before the kill point:\n{out_path.read_text()[-3000:]}"
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    text = out_path.read_text()
-    out_path.unlink()
-    return text
-
-
 def _children(pid: int) -> list[int]:
     """Live processes whose parent is `pid`: a stage's DataLoader workers."""
     found = []
@@ -92,20 +69,19 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _kill_amid_workers(cmd: list[str], condition: Callable[[str], bool]) -> tuple[str, int]:
-    """Like `_run_until_killed`, but SIGKILL only once `condition` holds *and* the stage has DataLoader workers.
-
-    Returns the output and how many of those workers were still alive right after the kill: orphans that, with
-    an inherited lock, made an immediate re-run fail.
-    """
+def _kill_when(cmd: list[str], condition: Callable[[str], bool], *, amid_workers: bool = False) -> tuple[str, int]:
+    """Start `cmd`, SIGKILL it as soon as `condition(stdout so far)` holds (with `amid_workers`: and the stage has
+    DataLoader workers alive); fail if it finishes first. Returns the output and how many of those workers were
+    still alive right after the kill: orphans that, with an inherited lock, made an immediate re-run fail."""
     out_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"seal_kill_{os.getpid()}_{time.monotonic_ns()}.log"
+    orphans: list[int] = []
     with out_path.open("w") as sink:
         proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, env=_env())
         deadline = time.monotonic() + TIMEOUT_S
         workers: list[int] = []
         try:
             while proc.poll() is None and time.monotonic() < deadline:
-                if condition(out_path.read_text()) and (workers := _children(proc.pid)):
+                if condition(out_path.read_text()) and (not amid_workers or (workers := _children(proc.pid))):
                     break
                 time.sleep(0.05)
             assert proc.poll() is None, f"run ended before the kill point:\n{out_path.read_text()[-3000:]}"
@@ -119,6 +95,14 @@ def _kill_amid_workers(cmd: list[str], condition: Callable[[str], bool]) -> tupl
     text = out_path.read_text()
     out_path.unlink()
     return text, len(orphans)
+
+
+def _run_until_killed(cmd: list[str], condition: Callable[[str], bool]) -> str:
+    return _kill_when(cmd, condition)[0]
+
+
+def _kill_amid_workers(cmd: list[str], condition: Callable[[str], bool]) -> tuple[str, int]:
+    return _kill_when(cmd, condition, amid_workers=True)
 
 
 def _file_appears(path: Path) -> Callable[[str], bool]:
