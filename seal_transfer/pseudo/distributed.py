@@ -132,6 +132,7 @@ def score_two_views_distributed(
     num_workers: int,
     shard_dir: Path,
     device: Optional[torch.device] = None,
+    progress: bool = True,
 ) -> Optional[TwoViewScores]:
     """Two-view scores of the whole split: merged on rank 0, None on the other ranks.
 
@@ -140,11 +141,13 @@ def score_two_views_distributed(
     """
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
     if world == 1:
-        return score_two_views(module, split, batch_size=batch_size, num_workers=num_workers, device=device)
+        return score_two_views(module, split, batch_size=batch_size, num_workers=num_workers, device=device,
+                               progress=progress)
     indices = batch_shard(len(split.dataset), batch_size, rank, world)
     shard_split = KeyframeSplit(Subset(split.dataset, indices.tolist()), split.split, split.broken_videos)  # type: ignore[arg-type]
     scores = score_two_views(
-        module, shard_split, batch_size=batch_size, num_workers=num_workers, progress=rank == 0, device=device
+        module, shard_split, batch_size=batch_size, num_workers=num_workers, progress=progress and rank == 0,
+        device=device
     )
     paths = [shard_dir / f"rank{r:04d}_of{world:04d}.npz" for r in range(world)]
     save_shard(paths[rank], scores)

@@ -156,6 +156,7 @@ def label_round(
             num_workers=int(cfg.data.num_workers),
             shard_dir=round_dir / "label_shards" / name,
             device=device,
+            progress=bool(cfg.trainer.enable_progress_bar),  # the trainer's bar setting covers labelling too
         )
         if scores is None:  # not rank 0: its shard is written, rank 0 merges
             continue
