@@ -16,7 +16,7 @@ import torch
 
 
 class EmaWeights(L.Callback):
-    """Keeps `average`: the EMA of `pl_module.model`'s state_dict over training steps (on the CPU, float32+)."""
+    """Keeps `average`: the EMA of `pl_module.model`'s state_dict over training steps, on the weights' device."""
 
     def __init__(self, momentum: float, start: Optional[dict[str, torch.Tensor]] = None) -> None:
         if not 0 <= momentum < 1:
@@ -30,20 +30,23 @@ class EmaWeights(L.Callback):
     def update(self, weights: dict[str, torch.Tensor]) -> None:
         """One EMA step towards `weights` (a state_dict)."""
         if self.average is None:
-            self.average = {k: v.detach().clone().cpu() for k, v in weights.items()}
+            self.average = {k: v.detach().clone() for k, v in weights.items()}
         m = self.momentum
         for key, value in weights.items():
-            current = value.detach().cpu()
-            if key not in self.average or not torch.is_floating_point(current):
+            current = value.detach()
+            average = self.average.get(key)
+            if average is None or not torch.is_floating_point(current):
                 self.average[key] = current.clone()
                 continue
-            self.average[key].mul_(m).add_(current.to(self.average[key].dtype), alpha=1 - m)
+            if average.device != current.device:  # once: the average then lives beside the weights (no copies)
+                average = self.average[key] = average.to(current.device)
+            average.mul_(m).add_(current.to(average.dtype), alpha=1 - m)
         self.updates += 1
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
                              batch_idx: int) -> None:
         if self.average is None:  # no start given (and none restored from a checkpoint): the student's weights
-            self.average = {k: v.detach().clone().cpu() for k, v in pl_module.model.state_dict().items()}
+            self.average = {k: v.detach().clone() for k, v in pl_module.model.state_dict().items()}
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
