@@ -211,6 +211,30 @@ def test_adapt_killed_at_several_points_ends_bit_identical(reference: Path, tmp_
         assert comparable_metrics(ref_stats, reference) == comparable_metrics(new_stats, run_dir)
 
 
+@pytest.mark.e2e
+def test_adapt_with_ema_teacher_and_debiased_rule_resumes_bit_identical(reference: Path, tmp_path: Path,
+                                                                         tiny_world: Path) -> None:
+    """The EMA teacher (a callback's state inside last.ckpt) and the debiased rule's running marginal (carried
+    through stats.json) survive a kill mid-training: the teachers and round 2's labels equal an uninterrupted run's."""
+    options = ("adapt.teacher=ema", "adapt.ema_momentum=0.5", "adapt.selection=debiased", "adapt.lambda_c=0.05")
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    for run_dir in (whole, cut):
+        shutil.copytree(reference / "pretrain", run_dir / "pretrain")
+    _run(_command("adapt", whole, tiny_world.parent, *options))
+    cmd = _command("adapt", cut, tiny_world.parent, *options)
+    round_1 = cut / "adapt" / "round_1"
+    _run_until_killed(cmd, _file_appears(round_1 / "checkpoints" / "last.ckpt"))  # after epoch 1 of 2
+    assert not (round_1 / "teacher.pt").exists()
+    assert "resuming from" in _run(cmd)
+    for r in (1, 2):
+        a, b = whole / "adapt" / f"round_{r}", cut / "adapt" / f"round_{r}"
+        _assert_same_weights(a / "teacher.pt", b / "teacher.pt")
+        assert (a / "pseudo_labels.csv").read_bytes() == (b / "pseudo_labels.csv").read_bytes()
+        stats = [json.loads((d / "stats.json").read_text()) for d in (a, b)]
+        assert stats[0]["rule_state"] == stats[1]["rule_state"] and stats[0]["rule_state"]["train"]["marginal"]
+    _assert_same_weights(whole / "adapt" / "model.pt", cut / "adapt" / "model.pt")
+
+
 WORKERS = "data.num_workers=2"  # the kill tests above run without workers; these need them to have orphans
 
 
