@@ -323,8 +323,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="*", help="only these training seeds (default: the plan's)")
     args = ap.parse_args()
     plan = yaml.safe_load((ROOT / args.plan).read_text())
-    if args.seeds:
-        plan["seeds"] = [s for s in plan["seeds"] if s in args.seeds]
+    run_plan = {**plan, "seeds": [s for s in plan["seeds"] if not args.seeds or s in args.seeds]}  # the report keeps
+    # the plan's seeds: --seeds only limits what this invocation runs
     records_dir = ROOT / args.records
     started = time.time()
     note = "report rebuilt from records only (--report-only)."
@@ -334,7 +334,7 @@ def main() -> None:
         run_root = ROOT / args.run_root / f"w{plan['world_seed']}"
         deadline = started + 60 * args.budget_min if args.budget_min else None
         runner = Runner(ROOT, plan["experiment"], [plan["config"]], common, records_dir, run_root, deadline)
-        note = run_jobs(runner, Plan(plan, run_root).ordered(), started)
+        note = run_jobs(runner, Plan(run_plan, run_root).ordered(), started)
     records = load_records(records_dir)
     if any(r.get("kind") == "finetune" for r in records):  # nothing to show before the first finetune
         build_report(plan, records, ROOT / args.out, note)
