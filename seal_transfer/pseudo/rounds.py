@@ -369,6 +369,9 @@ def run_adaptation(cfg: Any, out_dir: Path, init: Path, origin: str) -> dict[str
         "stage": "adapt",
         "rounds": acfg.rounds,
         "lambda_c": acfg.lambda_c,
+        "selection": acfg.selection,
+        "teacher": acfg.teacher,
+        "loss_weight": acfg.loss_weight,
         "kept_fraction": last.get("kept_fraction"),
         "pseudo_label_precision": last.get("pseudo_label_precision"),
         # Every round labels the same pools: the last round's counts stand for the stage.
