@@ -273,6 +273,7 @@ class Runner:
         shown = " ".join(shlex.quote("python" if c == sys.executable else c) for c in cmd)
         self.log.parent.mkdir(parents=True, exist_ok=True)
         load_before = os.getloadavg()[0]
+        cpu_before = _children_cpu_seconds()
         commit = git_commit(self.root)  # the code this run imports (the checkout may move on during a long runner)
         started = time.time()
         with self.log.open("a") as handle:
@@ -286,8 +287,12 @@ class Runner:
             raise SystemExit(f"{job.name}: command failed (exit {proc.returncode}); see {self.log}\n{shown}")
         metrics = json.loads((job.out_dir / "metrics.json").read_text())
         stage_wall = float(metrics.get("wall_time_s") or wall)
+        cpu = _children_cpu_seconds() - cpu_before
+        # CPU seconds the run used (its DataLoader workers included): the same work costs the same CPU time however
+        # busy the machine was, while wall time grows with whatever else ran beside it.
         conditions = {"load_average_before": round(load_before, 2), "load_average_after": round(os.getloadavg()[0], 2),
-                      "cpu_count": os.cpu_count(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
+                      "cpu_count": os.cpu_count(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+                      "cpu_seconds": round(cpu, 1), "cpu_per_wall": round(cpu / wall, 2) if wall > 0 else None}
         fields = {**job.fields, "stage": job.stage, "command": shown.replace(str(self.root) + "/", ""),
                   "conditions": conditions,
                   **(job.extract(job.out_dir) if job.extract else {})}
@@ -296,6 +301,14 @@ class Runner:
         return write_record(record_path(job.records_dir or self.records_dir, job.name), experiment=experiment,
                             name=job.name, config_hash=self.job_hash(job), commit=commit, wall_time_s=wall,
                             fields={**fields, "stage_wall_time_s": stage_wall})
+
+
+def _children_cpu_seconds() -> float:
+    """User + system CPU time of every finished child process so far (`getrusage(RUSAGE_CHILDREN)`)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def adapt_round_summary(adapt_dir: Path) -> list[dict[str, Any]]:
