@@ -24,8 +24,11 @@ from seal_transfer.experiment import (
 )
 
 FAKE_STAGE = '''
-import json, sys
+import json, sys, time
 from pathlib import Path
+spin = time.process_time() + 0.3  # CPU work the runner's record must count
+while time.process_time() < spin:
+    pass
 args = dict(a.split("=", 1) for a in sys.argv[1:] if "=" in a)
 out = Path(args["run_dir"]) / "{stage}"
 out.mkdir(parents=True, exist_ok=True)
@@ -70,7 +73,7 @@ def test_runner_skips_matching_records_and_reruns_changed_ones(project: Path) ->
     assert _calls(project) == ["pretrain 0.1", "finetune 0.5"]
     assert {r["name"] for r in load_records(records)} == {"pre", "fine"}
     assert "init=" in rec["command"] and sys.executable not in rec["command"]
-    assert rec["conditions"]["cpu_seconds"] > 0 and rec["conditions"]["cpu_per_wall"] > 0  # the child's CPU time
+    assert rec["conditions"]["cpu_seconds"] >= 0.3 and rec["conditions"]["cpu_per_wall"] > 0  # the child's CPU time
 
     again = Runner(project, "x", ["c.yaml"], [], records, project / "runs")
     assert again.ensure(_jobs(project, "0.1")[1]) == rec and len(_calls(project)) == 2  # nothing rerun
