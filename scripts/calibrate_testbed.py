@@ -96,6 +96,7 @@ def plot(records: list[dict[str, Any]], out: Path) -> None:
     ax_w.set(xscale="log", xlabel="model.stem_width (slow-stem channels; stage widths scale with it)",
              ylabel="source-val frame-mAP (%)", title="capacity: width (world seed 0)")
     ax_w.set_xticks([w for w, _ in widths] or [8], [str(w) for w, _ in widths] or ["8"])
+    ax_w.minorticks_off()
     for r in records:
         if r.get("kind") in ("calibration", "capacity_epochs") and r.get("val_curve"):
             curve = [c for c in r["val_curve"] if c["epoch"] < int(r.get("epochs") or 10**9)]  # not the re-validation
