@@ -27,7 +27,14 @@ from pathlib import Path
 from typing import Any, Optional
 
 import yaml
-from reproduce_table5 import ADAPT_ROWS, Plan, adapt_extract, finetune_extract  # the sibling script
+from reproduce_table5 import (  # the sibling script
+    Plan,
+    adapt_extract,
+    finetune_extract,
+    plan_version,
+    row_match,
+    with_plan_versions,
+)
 
 from seal_transfer.experiment import (
     Job,
@@ -37,6 +44,7 @@ from seal_transfer.experiment import (
     load_records,
     mean_std,
     paired_difference,
+    planned_runs,
     provenance_lines,
     verdict,
     verdict_phrase,
@@ -82,7 +90,7 @@ class RulePlan:
         name = f"adapt_{setting_name(rule, value)}__s{seed}"
         if name not in self._jobs:
             args = [f"seed={seed}", *spec["args"], *([f"{spec['knob']}={value}"] if spec["knob"] else []),
-                    *self.table5.plan.get("stage_args", {}).get("adapt", [])]
+                    *self.table5.adapt_args]
             self._jobs[name] = Job(name=name, stage="adapt", args=args,
                                    run_dir=self.run_root / f"s{seed}" / f"adapt_{setting_name(rule, value)}",
                                    upstream=[self.pretrain(seed)],
@@ -94,7 +102,7 @@ class RulePlan:
         name = f"finetune_{setting_name(rule, value)}__f{fraction:g}__s{seed}"
         if name not in self._jobs:
             args = [f"seed={seed}", f"data.target.label_fraction={fraction}",
-                    *self.table5.plan.get("stage_args", {}).get("finetune", [])]
+                    *self.table5.stage_args.get("finetune", [])]
             self._jobs[name] = Job(name=name, stage="finetune", args=args,
                                    run_dir=self.run_root / f"s{seed}" / f"ft_{setting_name(rule, value)}_f{fraction:g}",
                                    upstream=[self.adapt(rule, value, seed)],
@@ -160,7 +168,9 @@ def round_table(adapts: list[dict[str, Any]], title: str) -> list[str]:
 
 
 def build_report(plan: dict[str, Any], rec: dict[int, list[dict[str, Any]]], table5: list[dict[str, Any]],
-                 out: Path, note: str) -> None:
+                 out: Path, note: str, table5_version: int = 1) -> None:
+    """`table5`: Table 5's records; its adapt rows are taken from plan version `table5_version`, the one whose
+    adapt arguments the rules share."""
     cw, rw = plan["choose"]["world_seed"], plan["report"]["world_seed"]
     chosen = choose(plan, rec[cw])
     lines = ["# Selection rules beyond the paper on the calibrated SYNTHETIC testbed", "",
@@ -170,7 +180,8 @@ def build_report(plan: dict[str, Any], rec: dict[int, list[dict[str, Any]]], tab
              f"**Success criterion.** {plan['success']}", "",
              f"Plan: `configs/experiments/selection_rules.yaml`. Settings chosen on world seed {cw} (training seeds "
              f"{plan['choose']['seeds']}, fraction {plan['choose']['fraction']:g}); reported on world seed {rw} "
-             f"(training seeds {plan['report']['seeds']}, paired with Table 5's rows from `results/runs/table5/`).",
+             f"(training seeds {plan['report']['seeds']}, paired with Table 5's rows, plan version {table5_version}, "
+             "from `results/runs/table5/`).",
              "", f"## Choosing each rule's setting (world {cw}, fraction {plan['choose']['fraction']:g})", "",
              "| rule | knob | value | target frame-mAP (%) mean ± std | seeds | chosen |", "|---|---|---|---|---|---|"]
     for rule, spec in plan["rules"].items():
@@ -189,8 +200,9 @@ def build_report(plan: dict[str, Any], rec: dict[int, list[dict[str, Any]]], tab
     goal_lines: list[str] = []
     figure: dict[str, dict[float, dict[str, Any]]] = {}
     for fraction in plan["report"]["fractions"]:
-        base = {row: {k: 100 * x for k, x in by_seed(seal_ft, "mAP", row=row, fraction=fraction, lambda_c=(
-            0.3 if row in ADAPT_ROWS else None)).items()} for row in plan["baseline_rows"]}
+        base = {row: {k: 100 * x for k, x in by_seed(seal_ft, "mAP", fraction=fraction,
+                                                      **row_match(row, table5_version)).items()}
+                for row in plan["baseline_rows"]}
         lines += ["", f"## World {rw}, target label fraction {fraction:g}", "",
                   "| setting | frame-mAP (%) mean ± std | seeds | Δ vs paper rule [95% CI] | Δ vs no adaptation "
                   "[95% CI] |", "|---|---|---|---|---|"]
@@ -225,7 +237,8 @@ def build_report(plan: dict[str, Any], rec: dict[int, list[dict[str, Any]]], tab
         if r.get("kind") == "adapt":
             adapts.append({**r, "_setting": setting_name(r["rule"], r.get("value"))})
     for r in table5:
-        if r.get("kind") == "adapt" and r.get("lambda_c") == 0.3 and r.get("labels") in ("rule", "oracle"):
+        if (r.get("kind") == "adapt" and r.get("lambda_c") == 0.3 and r.get("labels") in ("rule", "oracle")
+                and r.get("plan_version") == table5_version):
             adapts.append({**r, "_setting": f"Table 5: {'paper rule' if r['labels'] == 'rule' else 'oracle'}"})
     adapts.sort(key=lambda r: (not r["_setting"].startswith("Table 5"), r["_setting"], r["seed"]))
     if adapts:
@@ -359,20 +372,8 @@ def main() -> None:
         chosen = choose(plan, load_records(records_root / f"w{cw}"))
         planned = ordered_jobs(plan, choose_plan, report_plan, chosen)
         if args.dry_run:
-            seen: set[str] = set()
-
-            def show(runner: Runner, job: Job) -> None:
-                for up in job.upstream:
-                    show(runner, up)
-                if job.name not in seen:
-                    seen.add(job.name)
-                    where = (job.records_dir or runner.records_dir).relative_to(ROOT)
-                    print(f"{'reuse' if runner.record_of(job) else 'run  '}  w{runner_world[id(runner)]}  "
-                          f"{job.name}  ({where})")
-
-            runner_world = {id(r): w for w, r in runners.items()}
-            for rule_plan, job in planned:
-                show(runners[rule_plan.world], job)
+            labels = {id(r): f"w{w}" for w, r in runners.items()}
+            print("\n".join(planned_runs([(runners[p.world], job) for p, job in planned], ROOT, labels)))
             return
         for rule_plan, job in planned:
             if runners[rule_plan.world].ensure(job) is None:
@@ -382,7 +383,8 @@ def main() -> None:
         note = (f"This invocation: {ran} runs executed, {(time.time() - started) / 60:.1f} min; code commit "
                 f"{runners[rw].commit}.")
     rec = {w: load_records(records_root / f"w{w}") for w in (cw, rw)}
-    build_report(plan, rec, load_records(table5_records), ROOT / args.out, note)
+    build_report(plan, rec, with_plan_versions(load_records(table5_records)), ROOT / args.out, note,
+                 plan_version(table5))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ Rows (each ends with `python -m seal_transfer.finetune` at `data.target.label_fr
     python scripts/reproduce_table5.py                      # run what is missing, then write the report
     python scripts/reproduce_table5.py --budget-min 120     # start no new run after 2 hours
     python scripts/reproduce_table5.py --report-only
+    python scripts/reproduce_table5.py --dry-run            # what would run, and what is reused
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import argparse
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import yaml
 
@@ -38,6 +39,7 @@ from seal_transfer.experiment import (
     load_records,
     mean_std,
     paired_difference,
+    planned_runs,
     provenance_lines,
     run_jobs,
     verdict_phrase,
@@ -81,13 +83,54 @@ def finetune_extract(out_dir: Path) -> dict[str, Any]:
     return {k: m.get(k) for k in ("mAP", "label_fraction", "labelled_train_videos", "epochs")}
 
 
+def plan_version(plan: dict[str, Any]) -> int:
+    """The plan's current version (1 if it was never revised)."""
+    return int(plan.get("version", 1))
+
+
+def stage_args(plan: dict[str, Any], version: int) -> dict[str, list[str]]:
+    """Per-stage arguments of one plan version: the current `stage_args`, or an earlier version's overrides of them
+    (`earlier_versions: {N: {stage_args: {...}}}`)."""
+    args = dict(plan.get("stage_args", {}))
+    if version != plan_version(plan):
+        earlier = (plan.get("earlier_versions") or {}).get(version)
+        if earlier is None:
+            raise SystemExit(f"plan has no version {version} (current: {plan_version(plan)})")
+        args.update(earlier.get("stage_args", {}))
+    return args
+
+
+def with_plan_versions(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records of adapt runs (and of finetunes built on them) made before the plan was versioned are version 1:
+    their commands show the version-1 arguments."""
+    for r in records:
+        if r.get("kind") == "adapt" or (r.get("kind") == "finetune" and r.get("row") in ADAPT_ROWS):
+            r.setdefault("plan_version", 1)
+    return records
+
+
+def row_match(row: str, version: int, lambda_c: float = 0.3) -> dict[str, Any]:
+    """The record fields that select one row's finetunes of one plan version."""
+    return {"row": row, "lambda_c": lambda_c, "plan_version": version} if row in ADAPT_ROWS else {"row": row,
+                                                                                                 "lambda_c": None}
+
+
 class Plan:
     """The jobs of the experiment, named so that their records can be found again."""
 
-    def __init__(self, plan: dict[str, Any], run_root: Path) -> None:
+    def __init__(self, plan: dict[str, Any], run_root: Path, version: Optional[int] = None) -> None:
         self.plan = plan
         self.run_root = run_root
+        self.version = plan_version(plan) if version is None else version
+        self.stage_args = stage_args(plan, self.version)
+        # Adapt rows of a later plan version get their own names, run dirs and records, so the earlier version's
+        # records stay valid and reportable beside them (the pretrain and SEAL/generic rows are shared).
+        self.suffix = "" if self.version == 1 else f"_v{self.version}"
         self._jobs: dict[str, Job] = {}
+
+    @property
+    def adapt_args(self) -> list[str]:
+        return list(self.stage_args.get("adapt", []))
 
     def _job(self, name: str, **kw: Any) -> Job:
         if name not in self._jobs:
@@ -95,19 +138,20 @@ class Plan:
         return self._jobs[name]
 
     def pretrain(self, kind: str, seed: int) -> Job:
-        extra = self.plan.get("stage_args", {})
+        extra = self.stage_args
         args = [f"seed={seed}"] + (["task=classification", *extra.get("generic", [])] if kind == "generic" else [])
         return self._job(f"pretrain_{kind}__s{seed}", stage="pretrain", args=args,
                          run_dir=self.run_root / f"s{seed}" / f"pretrain_{kind}",
                          fields={"kind": f"pretrain_{kind}", "seed": seed}, extract=pretrain_extract)
 
     def adapt(self, labels: str, lambda_c: float, seed: int) -> Job:
-        tag = f"adapt_{labels}_l{lambda_c:g}"
+        tag = f"adapt_{labels}_l{lambda_c:g}{self.suffix}"
         return self._job(f"{tag}__s{seed}", stage="adapt",
                          args=[f"seed={seed}", f"adapt.labels={labels}", f"adapt.lambda_c={lambda_c}",
-                               *self.plan.get("stage_args", {}).get("adapt", [])],
+                               *self.adapt_args],
                          run_dir=self.run_root / f"s{seed}" / tag, upstream=[self.pretrain("seal", seed)],
-                         fields={"kind": "adapt", "labels": labels, "lambda_c": lambda_c, "seed": seed},
+                         fields={"kind": "adapt", "labels": labels, "lambda_c": lambda_c, "seed": seed,
+                                 "plan_version": self.version},
                          extract=adapt_extract)
 
     def init_of(self, row: str, seed: int, lambda_c: float = 0.3) -> list[Job]:
@@ -120,15 +164,16 @@ class Plan:
         return [self.adapt(ADAPT_ROWS[row], lambda_c, seed)]
 
     def finetune(self, row: str, fraction: float, seed: int, lambda_c: float = 0.3) -> Job:
-        suffix = "" if row not in ADAPT_ROWS or lambda_c == 0.3 else f"_l{lambda_c:g}"
+        suffix = "" if row not in ADAPT_ROWS else ("" if lambda_c == 0.3 else f"_l{lambda_c:g}") + self.suffix
         name = f"finetune_{row}{suffix}__f{_frac(fraction)}__s{seed}"
+        adapt_fields = {"plan_version": self.version} if row in ADAPT_ROWS else {}
         return self._job(name, stage="finetune",
                          args=[f"seed={seed}", f"data.target.label_fraction={fraction}",
-                               *self.plan.get("stage_args", {}).get("finetune", [])],
+                               *self.stage_args.get("finetune", [])],
                          run_dir=self.run_root / f"s{seed}" / f"ft_{row}{suffix}_f{_frac(fraction)}",
                          upstream=self.init_of(row, seed, lambda_c),
                          fields={"kind": "finetune", "row": row, "fraction": fraction, "seed": seed,
-                                 "lambda_c": lambda_c if row in ADAPT_ROWS else None},
+                                 "lambda_c": lambda_c if row in ADAPT_ROWS else None, **adapt_fields},
                          extract=finetune_extract)
 
     def ordered(self) -> list[Job]:
@@ -169,25 +214,25 @@ def build_report(plan: dict[str, Any], records: list[dict[str, Any]], out: Path,
     if source:
         m, s = mean_std([100 * v for v in source.values()])
         lines += [f"SEAL-style pretrain, source-val frame-mAP: {m:.1f} ± {s:.1f} % over {len(source)} seeds.", ""]
+    version = plan_version(plan)
+    if version > 1:
+        lines += [f"**Plan version {version}.** {plan.get('revision', '')}".rstrip(), "",
+                  "The adapt rows below are version " f"{version}'s; each earlier version's adapt rows, fixed and run "
+                  "before the revision, are reported in their own section further down (same SEAL and generic rows).",
+                  ""]
     for fraction in fractions:
-        vals = {row: {k: 100 * v for k, v in by_seed(ft, "mAP", row=row, fraction=fraction, lambda_c=(
-            0.3 if row in ADAPT_ROWS else None)).items()} for row in rows}
-        lines += [f"## Target label fraction {fraction:g}", "",
-                  f"| row | frame-mAP@0.5 (%) mean ± std | seeds | paired Δ vs {ref} [95% CI] | per seed | paper |",
-                  "|---|---|---|---|---|---|"]
-        for row in rows:
-            v = vals[row]
-            if not v:
-                lines.append(f"| {LABELS[row]} | (not run yet) | 0 | — | — | {PAPER.get(row, '—')} |")
-                continue
-            m, s = mean_std(list(v.values()))
-            diff = "—" if row == ref else describe_interval(paired_difference(v, vals[ref]))
-            per = ", ".join(f"{k}: {x:.2f}" for k, x in sorted(v.items()))
-            lines.append(f"| {LABELS[row]} | {m:.2f} ± {s:.2f} | {len(v)} | {diff} | {per} | {PAPER.get(row, '—')} |")
-        lines += ["", *answer_lines(vals, ref), ""]
+        lines += [f"## Target label fraction {fraction:g}", "", *fraction_table(plan, ft, fraction, version, rows)]
+    for old in sorted((plan.get("earlier_versions") or {}), reverse=True):
+        old_rows = [ref, *[r for r in rows if r in ADAPT_ROWS]]
+        lines += [f"## Plan version {old} (superseded): adapt rows with "
+                  f"`{' '.join(stage_args(plan, old).get('adapt', []))}`", "",
+                  plan["earlier_versions"][old].get("note", ""), ""]
+        for fraction in fractions:
+            lines += [f"### Target label fraction {fraction:g} (version {old})", "",
+                      *fraction_table(plan, ft, fraction, old, old_rows)]
     sweep = plan.get("lambda_sweep") or {}
     if sweep:
-        lines += sweep_lines(records, sweep, plan["seeds"])
+        lines += sweep_lines(records, sweep, plan["seeds"], version)
     adapts = [r for r in records if r.get("kind") == "adapt"]
     if adapts:
         lines += rounds_lines(adapts)
@@ -195,6 +240,26 @@ def build_report(plan: dict[str, Any], records: list[dict[str, Any]], out: Path,
     with atomic_write(out) as handle:
         handle.write("\n".join(lines))
     print(f"wrote {out}")
+
+
+def fraction_table(plan: dict[str, Any], ft: list[dict[str, Any]], fraction: float, version: int,
+                   rows: list[str]) -> list[str]:
+    """One label fraction's table (the rows' adapt runs from one plan version) and the success criterion's answer."""
+    ref = plan["reference"]
+    vals = {row: {k: 100 * v for k, v in by_seed(ft, "mAP", fraction=fraction, **row_match(row, version)).items()}
+            for row in rows}
+    lines = [f"| row | frame-mAP@0.5 (%) mean ± std | seeds | paired Δ vs {ref} [95% CI] | per seed | paper |",
+             "|---|---|---|---|---|---|"]
+    for row in rows:
+        v = vals[row]
+        if not v:
+            lines.append(f"| {LABELS[row]} | (not run yet) | 0 | — | — | {PAPER.get(row, '—')} |")
+            continue
+        m, s = mean_std(list(v.values()))
+        diff = "—" if row == ref else describe_interval(paired_difference(v, vals[ref]))
+        per = ", ".join(f"{k}: {x:.2f}" for k, x in sorted(v.items()))
+        lines.append(f"| {LABELS[row]} | {m:.2f} ± {s:.2f} | {len(v)} | {diff} | {per} | {PAPER.get(row, '—')} |")
+    return lines + ["", *answer_lines(vals, ref), ""]
 
 
 def label_fraction_report(plan: dict[str, Any], records: list[dict[str, Any]], out_md: Path) -> None:
@@ -209,8 +274,7 @@ def label_fraction_report(plan: dict[str, Any], records: list[dict[str, Any]], o
     for row in plan["rows"]:
         cells = []
         for f in fractions:
-            v = [100 * x for x in by_seed(ft, "mAP", row=row, fraction=f,
-                                          lambda_c=0.3 if row in ADAPT_ROWS else None).values()]
+            v = [100 * x for x in by_seed(ft, "mAP", fraction=f, **row_match(row, plan_version(plan))).values()]
             if v:
                 m, s = mean_std(v)
                 curves.setdefault(row, []).append((f, m, s))
@@ -265,15 +329,16 @@ def answer_lines(vals: dict[str, dict[int, float]], ref: str) -> list[str]:
     return out or ["- Too few rows finished to answer yet."]
 
 
-def sweep_lines(records: list[dict[str, Any]], sweep: dict[str, Any], seeds: list[int]) -> list[str]:
+def sweep_lines(records: list[dict[str, Any]], sweep: dict[str, Any], seeds: list[int], version: int) -> list[str]:
     fraction = float(sweep["fraction"])
     ft = [r for r in records if r.get("kind") == "finetune" and r.get("row") == "seal_adapt"
-          and r.get("fraction") == fraction]
+          and r.get("fraction") == fraction and r.get("plan_version") == version]
     ref = {k: 100 * v for k, v in by_seed(records, "mAP", kind="finetune", row="seal", fraction=fraction).items()}
-    lines = [f"## λ_c sweep at label fraction {fraction:g} (paper rule)", "",
+    lines = [f"## λ_c sweep at label fraction {fraction:g} (paper rule, plan version {version})", "",
              "| λ_c | frame-mAP (%) mean ± std | seeds | paired Δ vs SEAL [95% CI] | last-round kept | precision | "
              "classes kept | largest share |", "|---|---|---|---|---|---|---|---|"]
-    adapts = {(r["lambda_c"], r["seed"]): r for r in records if r.get("kind") == "adapt" and r.get("labels") == "rule"}
+    adapts = {(r["lambda_c"], r["seed"]): r for r in records
+              if r.get("kind") == "adapt" and r.get("labels") == "rule" and r.get("plan_version") == version}
     for lam in sweep["values"]:
         v = {int(r["seed"]): 100 * float(r["mAP"]) for r in ft if r.get("lambda_c") == float(lam)}
         last = [adapts[(float(lam), s)]["rounds"][-1] for s in seeds if (float(lam), s) in adapts
@@ -298,16 +363,16 @@ def rounds_lines(adapts: list[dict[str, Any]]) -> list[str]:
              "`argmax precision`: how often the model's top source class is a true action of the box (no threshold; "
              "round 1 = the unadapted SEAL model). `majority`: the precision of labelling every box with the most "
              "frequent true class — what a collapsed labeller scores.", "",
-             "| labels | λ_c | seed | round | kept / seen | precision | majority | argmax precision | classes kept "
-             "(of true) | largest share | entropy |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| version | labels | λ_c | seed | round | kept / seen | precision | majority | argmax precision | "
+             "classes kept (of true) | largest share | entropy |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def f(x: Any, fmt: str = "{:.2f}") -> str:
         return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else fmt.format(x)
 
-    for r in sorted(adapts, key=lambda r: (r["labels"], r["lambda_c"], r["seed"])):
+    for r in sorted(adapts, key=lambda r: (-r["plan_version"], r["labels"], r["lambda_c"], r["seed"])):
         for rd in r["rounds"]:
-            lines.append(f"| {r['labels']} | {r['lambda_c']:g} | {r['seed']} | {rd['round']} | {rd['kept']} / "
-                         f"{rd['samples_seen']} | {f(rd['pseudo_label_precision'])} | "
+            lines.append(f"| {r['plan_version']} | {r['labels']} | {r['lambda_c']:g} | {r['seed']} | {rd['round']} | "
+                         f"{rd['kept']} / {rd['samples_seen']} | {f(rd['pseudo_label_precision'])} | "
                          f"{f(rd['majority_class_frequency'])} | {f(rd['argmax_precision'])} | "
                          f"{rd['kept_classes']} ({rd['truth_classes']}) | {f(rd['largest_class_share'])} | "
                          f"{f(abs(rd['kept_label_entropy']) if rd['kept_label_entropy'] is not None else None)} |")
@@ -322,6 +387,8 @@ def main() -> None:
     ap.add_argument("--out", default="results/table5_synthetic.md")
     ap.add_argument("--budget-min", type=float, default=None, help="start no new run after this many minutes")
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="list every planned run (and its upstream) as 'reuse' (a matching record) or 'run'")
     ap.add_argument("--seeds", type=int, nargs="*", help="only these training seeds (default: the plan's)")
     args = ap.parse_args()
     plan = yaml.safe_load((ROOT / args.plan).read_text())
@@ -336,8 +403,12 @@ def main() -> None:
         run_root = ROOT / args.run_root / f"w{plan['world_seed']}"
         deadline = started + 60 * args.budget_min if args.budget_min else None
         runner = Runner(ROOT, plan["experiment"], [plan["config"]], common, records_dir, run_root, deadline)
-        note = run_jobs(runner, Plan(run_plan, run_root).ordered(), started)
-    records = load_records(records_dir)
+        jobs = Plan(run_plan, run_root).ordered()
+        if args.dry_run:
+            print("\n".join(planned_runs([(runner, job) for job in jobs], ROOT)))
+            return
+        note = run_jobs(runner, jobs, started)
+    records = with_plan_versions(load_records(records_dir))
     if any(r.get("kind") == "finetune" for r in records):  # nothing to show before the first finetune
         build_report(plan, records, ROOT / args.out, note)
         label_fraction_report(plan, records, ROOT / "results" / "label_fraction.md")

@@ -339,6 +339,28 @@ def run_jobs(runner: Runner, jobs: Iterable[Job], started: float, names: Optiona
             f"({platform.processor() or platform.machine()}); code commit {runner.commit}.")
 
 
+def planned_runs(planned: Iterable[tuple[Runner, Job]], root: Path, labels: Optional[dict[int, str]] = None
+                 ) -> list[str]:
+    """A dry run: every planned job and its upstream, each once and in the order they would run, marked 'reuse'
+    (a record matches its hash) or 'run', with the folder its record lives in. `labels`: {id(runner): tag}."""
+    seen: set[str] = set()
+    lines: list[str] = []
+
+    def visit(runner: Runner, job: Job) -> None:
+        for up in job.upstream:
+            visit(runner, up)
+        if job.name in seen:
+            return
+        seen.add(job.name)
+        where = (job.records_dir or runner.records_dir).relative_to(root)
+        tag = f"  {labels[id(runner)]}" if labels else ""
+        lines.append(f"{'reuse' if runner.record_of(job) else 'run  '}{tag}  {job.name}  ({where})")
+
+    for runner, job in planned:
+        visit(runner, job)
+    return lines
+
+
 def provenance_lines(records: Iterable[dict[str, Any]], note: str) -> list[str]:
     """The report's closing section: how this invocation ran, and the commit, wall time and command per record."""
     lines = ["## Provenance", "", note, "", "| record | commit | wall (s) | command |", "|---|---|---|---|"]
