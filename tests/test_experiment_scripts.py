@@ -65,3 +65,57 @@ def test_report_only_writes_the_report_and_figure(tmp_path: Path) -> None:
     text = out.read_text()
     assert "Choosing each rule's setting (world 1" in text and "| Table 5: seal |" in text
     assert "class_balanced_0.2" in text and out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.fixture(scope="module")
+def table5_script():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        yield importlib.import_module("reproduce_table5")
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+
+
+def _versioned_plan() -> dict:
+    return {"version": 2, "reference": "seal", "seeds": [0, 1], "fractions": [0.25], "rows": ["seal", "seal_adapt"],
+            "stage_args": {"adapt": ["adapt.rounds=2", "adapt.epochs_per_round=4"],
+                           "finetune": ["trainer.max_epochs=8"]},
+            "earlier_versions": {1: {"stage_args": {"adapt": ["adapt.rounds=2", "adapt.epochs_per_round=1"]}}}}
+
+
+def test_a_plan_revision_renames_only_the_adapt_rows(table5_script, tmp_path: Path) -> None:
+    plan = _versioned_plan()
+    new, old = table5_script.Plan(plan, tmp_path), table5_script.Plan(plan, tmp_path, version=1)
+    assert new.version == 2 and old.version == 1
+    a2, a1 = new.adapt("rule", 0.3, 0), old.adapt("rule", 0.3, 0)
+    assert (a2.name, a1.name) == ("adapt_rule_l0.3_v2__s0", "adapt_rule_l0.3__s0")  # version 1 keeps its old names
+    assert "adapt.epochs_per_round=4" in a2.args and "adapt.epochs_per_round=1" in a1.args
+    assert a2.run_dir != a1.run_dir and a2.fields["plan_version"] == 2
+    f2, f1 = new.finetune("seal_adapt", 0.25, 0), old.finetune("seal_adapt", 0.25, 0)
+    assert (f2.name, f1.name) == ("finetune_seal_adapt_v2__f0.25__s0", "finetune_seal_adapt__f0.25__s0")
+    assert f2.upstream[0] is a2 and f1.upstream[0] is a1
+    # The SEAL row is shared by both versions: same name, run dir and arguments.
+    s2, s1 = new.finetune("seal", 0.25, 0), old.finetune("seal", 0.25, 0)
+    assert (s2.name, s2.run_dir, s2.args) == (s1.name, s1.run_dir, s1.args) and "plan_version" not in s2.fields
+    with pytest.raises(SystemExit, match="no version 3"):
+        table5_script.Plan(plan, tmp_path, version=3)
+
+
+def test_each_plan_version_is_tabled_from_its_own_records(table5_script) -> None:
+    plan = _versioned_plan()
+
+    def ft(row, seed, m, **kw):
+        return {"kind": "finetune", "row": row, "fraction": 0.25, "seed": seed, "mAP": m,
+                "lambda_c": 0.3 if row == "seal_adapt" else None, **kw}
+
+    records = table5_script.with_plan_versions([
+        ft("seal", 0, 0.20), ft("seal", 1, 0.22),
+        ft("seal_adapt", 0, 0.10), ft("seal_adapt", 1, 0.12),  # made before versioning: version 1
+        ft("seal_adapt", 0, 0.30, plan_version=2), ft("seal_adapt", 1, 0.33, plan_version=2),
+    ])
+    assert [r.get("plan_version") for r in records] == [None, None, 1, 1, 2, 2]
+    v2 = "\n".join(table5_script.fraction_table(plan, records, 0.25, 2, ["seal", "seal_adapt"]))
+    v1 = "\n".join(table5_script.fraction_table(plan, records, 0.25, 1, ["seal", "seal_adapt"]))
+    assert "0: 30.00, 1: 33.00" in v2 and "0: 10.00" not in v2
+    assert "0: 10.00, 1: 12.00" in v1 and "30.00" not in v1
+    assert "| SEAL-style pretrain | 21.00 ± 1.41 | 2 |" in v1 and "| SEAL-style pretrain | 21.00 ± 1.41 | 2 |" in v2
