@@ -254,3 +254,20 @@ def test_check_action_ids() -> None:
     table = ava.AvaTable.from_columns(["v", "v"], [902, 902], [[0, 0, 1, 1]] * 2, [1, 9], source="x.csv")
     with pytest.raises(UserError, match="x.csv: row 2 .* action_id 9, not in label map"):
         ava.check_action_ids(table, lm)
+
+
+def test_box_scores_become_one_detection_row_per_box_and_class(tmp_path: Path) -> None:
+    boxes = ava.AvaTable.from_columns(["a", "b"], [902.0, 903.0], [[0, 0, 0.5, 0.5], [0.1, 0.2, 0.3, 0.4]],
+                                      person_ids=[7, 8])
+    scores = np.array([[0.9, 0.1, 0.2], [0.3, 0.4, 0.5]])
+    dets = ava.AvaTable.from_box_scores(boxes, scores, [12, 80, 3])
+    assert dets.video_ids.tolist() == ["a"] * 3 + ["b"] * 3
+    assert dets.action_ids.tolist() == [12, 80, 3, 12, 80, 3] and dets.person_ids.tolist() == [7, 7, 7, 8, 8, 8]
+    np.testing.assert_allclose(dets.scores, scores.reshape(-1), rtol=1e-6)
+    np.testing.assert_array_equal(dets.boxes[3], boxes.boxes[1])
+    ava.write_ava_csv(tmp_path / "d.csv", dets, kind="detections")  # the written detection CSV reads back row for row
+    back = ava.read_ava_csv(tmp_path / "d.csv", kind="detections")
+    assert back.action_ids.tolist() == dets.action_ids.tolist()
+    assert len(ava.AvaTable.from_box_scores(boxes, np.zeros((2, 0)), [])) == 0
+    with pytest.raises(ValueError, match=r"shape \(3,\) for 2 boxes and 3 classes"):
+        ava.AvaTable.from_box_scores(boxes, np.zeros(3), [1, 2, 3])

@@ -53,16 +53,8 @@ def pose_columns(labelmap: LabelMap, pose_type: str) -> list[int]:
 
 def detections_table(split: KeyframeSplit, class_ids: list[int], box_ids: np.ndarray, scores: np.ndarray) -> AvaTable:
     """Every (box, class) pair as one AVA detection row; `scores` has one column per entry of `class_ids`."""
-    boxes = split.boxes_table(box_ids)
-    n, k = len(box_ids), len(class_ids)
-    return AvaTable(
-        video_ids=np.repeat(boxes.video_ids, k),
-        timestamps=np.repeat(boxes.timestamps, k),
-        boxes=np.repeat(boxes.boxes, k, axis=0),
-        action_ids=np.tile(np.asarray(class_ids, dtype=np.int64), n),
-        person_ids=np.repeat(boxes.person_ids, k),
-        scores=scores.reshape(-1).astype(np.float32) if k else np.zeros(0, np.float32),
-    )
+    return AvaTable.from_box_scores(split.boxes_table(box_ids), scores.reshape(len(box_ids), len(class_ids)),
+                                    class_ids)
 
 
 def data_problems(splits: list[KeyframeSplit]) -> dict[str, Any]:

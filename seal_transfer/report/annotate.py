@@ -30,11 +30,9 @@ class Annotated:
 def detection_rows(video_id: str, seconds: float, boxes: np.ndarray, scores: np.ndarray,
                    class_ids: Sequence[int]) -> AvaTable:
     """Every (box, class) score of one keyframe as AVA detection rows."""
-    n, c = scores.shape
-    return AvaTable.from_columns(
-        [video_id] * (n * c), np.full(n * c, seconds), np.repeat(boxes, c, axis=0),
-        action_ids=np.tile(np.asarray(class_ids, dtype=np.int64), n), scores=scores.reshape(-1),
-    )
+    n = len(boxes)
+    return AvaTable.from_box_scores(AvaTable.from_columns([video_id] * n, np.full(n, seconds), boxes), scores,
+                                    class_ids)
 
 
 def annotate(source: Any, keyframes: Sequence[tuple[int, Optional[int]]], plan: BoxPlan, scorer: Any,

@@ -91,6 +91,23 @@ class AvaTable:
             source=source,
         )
 
+    @classmethod
+    def from_box_scores(cls, boxes: AvaTable, scores: np.ndarray, class_ids: Sequence[int]) -> AvaTable:
+        """Detection rows, one per (box, class) pair: `boxes` gives one row per box, `scores` (boxes x classes)
+        one column per entry of `class_ids`. The layout every detection CSV of the toolkit is written in."""
+        n, k = len(boxes), len(class_ids)
+        scores = np.asarray(scores, np.float32)
+        if scores.shape != (n, k):
+            raise ValueError(f"scores of shape {scores.shape} for {n} boxes and {k} classes")
+        return cls(
+            video_ids=np.repeat(boxes.video_ids, k),
+            timestamps=np.repeat(boxes.timestamps, k),
+            boxes=np.repeat(boxes.boxes, k, axis=0),
+            action_ids=np.tile(np.asarray(class_ids, dtype=np.int64), n),
+            person_ids=np.repeat(boxes.person_ids, k),
+            scores=scores.reshape(-1),
+        )
+
     def select(self, mask_or_index: np.ndarray) -> AvaTable:
         return AvaTable(
             video_ids=self.video_ids[mask_or_index],
