@@ -332,3 +332,16 @@ def test_read_frames_returns_the_frames_of_read_unstacked(coded_mp4: Path) -> No
     assert decode_indices(np.stack(frames)).tolist() == [9, 3, 3, 50, 119]
     small = VideoSource(coded_mp4).read_frames(np.array([7]), short_side=16)
     assert small[0].shape == (16, 64, 3) and decode_indices(small[0][None]).tolist() == [7]
+
+
+@pytest.mark.parametrize("short_side", [None, 16])
+def test_one_conversion_context_gives_pyav_s_own_pixels(coded_mp4: Path, short_side) -> None:
+    """The source reuses one swscale context for all its frames; the pixels must be those of PyAV's per-frame
+    `to_ndarray` (a fresh context each call), scaled or not."""
+    with av.open(str(coded_mp4)) as container:
+        decoded = list(container.decode(video=0))[:30]
+    ours = VideoSource(coded_mp4).read(np.arange(30), short_side=short_side)
+    h, w = ours.shape[1:3]
+    for frame, mine in zip(decoded, ours):
+        kwargs = {} if short_side is None else {"width": w, "height": h, "interpolation": "AREA"}
+        np.testing.assert_array_equal(mine, frame.to_ndarray(format="rgb24", **kwargs))

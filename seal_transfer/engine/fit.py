@@ -63,6 +63,7 @@ def build_trainer(cfg: Any, out_dir: Path, monitor: Optional[str], mode: str = "
     )
     callbacks.append(EpochSeed(int(cfg.seed)))
     callbacks.append(TrainThroughput())
+    callbacks.append(LastValidation())
     csv_logger = (AppendingCSVLogger if resume_checkpoint(out_dir) is not None else CSVLogger)(
         out_dir, name="logs", version="")
     loggers = [csv_logger, TensorBoardLogger(out_dir, name="logs", version="")]
@@ -111,6 +112,20 @@ class EpochSeed(Callback):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         torch.manual_seed(self.seed * 1_000_003 + int(trainer.current_epoch))
+
+
+class LastValidation(Callback):
+    """The global step of the last full validation pass (sanity checks excluded): the fit template skips its final
+    pass when the weights were validated at that very step, since it would only repeat the same numbers."""
+
+    def __init__(self) -> None:
+        self.step: Optional[int] = None
+        self.metrics: dict[str, float] = {}
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self.step = int(trainer.global_step)
+            self.metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
 
 
 class TrainThroughput(Callback):
@@ -240,12 +255,19 @@ def silence_stdout() -> contextlib.AbstractContextManager[Any]:
 def run_fit(trainer: L.Trainer, module: L.LightningModule, datamodule: Any, out_dir: Path,
             resume: Optional[Path], *, validate: bool = False) -> Optional[list[dict[str, float]]]:
     """The one fit template every trained model goes through: fit (continuing from `resume`, an interrupted run's
-    `last.ckpt`, when given), optionally a final validation pass, all inside the one-line error translation;
+    `last.ckpt`, when given), optionally a final validation pass (not repeated when the last epoch's pass already
+    validated the same weights), all inside the one-line error translation;
     then the `best.ckpt` the stages promise. Returns the final validation's results (None without one).
 
     Callers own what differs: the module, the data, the trainer's monitor, and what they export afterwards."""
     with translate_training_errors():
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
-        result = trainer.validate(module, datamodule=datamodule, verbose=False) if validate else None
+        result = None
+        if validate:
+            last = next((c for c in trainer.callbacks if isinstance(c, LastValidation)), None)
+            if last is not None and last.step == int(trainer.global_step):
+                result = [dict(last.metrics)]  # the last epoch's pass validated these very weights
+            else:  # e.g. check_val_every_n_epoch skipped the last epoch, or a finished run resumed
+                result = trainer.validate(module, datamodule=datamodule, verbose=False)
     ensure_best_checkpoint(out_dir)
     return result
