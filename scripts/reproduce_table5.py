@@ -384,7 +384,8 @@ def main() -> None:
     ap.add_argument("--plan", default="configs/experiments/table5.yaml")
     ap.add_argument("--run-root", default="runs/table5", help="run directories (not committed)")
     ap.add_argument("--records", default="results/runs/table5", help="committed run records")
-    ap.add_argument("--out", default="results/table5_synthetic.md")
+    ap.add_argument("--out", default="results/table5_synthetic.md",
+                    help="the table (label_fraction.{md,png} go beside it)")
     ap.add_argument("--budget-min", type=float, default=None, help="start no new run after this many minutes")
     ap.add_argument("--report-only", action="store_true")
     ap.add_argument("--dry-run", action="store_true",
@@ -411,7 +412,7 @@ def main() -> None:
     records = with_plan_versions(load_records(records_dir))
     if any(r.get("kind") == "finetune" for r in records):  # nothing to show before the first finetune
         build_report(plan, records, ROOT / args.out, note)
-        label_fraction_report(plan, records, ROOT / "results" / "label_fraction.md")
+        label_fraction_report(plan, records, (ROOT / args.out).parent / "label_fraction.md")  # beside the table
     else:
         print(f"no finetune record under {records_dir} yet: reports left as they are")
 

@@ -119,3 +119,21 @@ def test_each_plan_version_is_tabled_from_its_own_records(table5_script) -> None
     assert "0: 30.00, 1: 33.00" in v2 and "0: 10.00" not in v2
     assert "0: 10.00, 1: 12.00" in v1 and "30.00" not in v1
     assert "| SEAL-style pretrain | 21.00 ± 1.41 | 2 |" in v1 and "| SEAL-style pretrain | 21.00 ± 1.41 | 2 |" in v2
+
+
+def test_table5_dry_run_and_report_from_the_committed_records(tmp_path: Path) -> None:
+    def run(*args: str) -> str:
+        result = subprocess.run([sys.executable, str(ROOT / "scripts" / "reproduce_table5.py"), *args], cwd=ROOT,
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result.stdout
+
+    planned = run("--dry-run").splitlines()
+    assert "reuse  pretrain_seal__s0  (results/runs/table5)" in planned  # committed, matching record
+    assert any(line.endswith("adapt_rule_l0.3_v2__s0  (results/runs/table5)") for line in planned)
+    out = tmp_path / "table5.md"
+    run("--report-only", "--out", str(out))
+    text = out.read_text()
+    assert "## Plan version 1 (superseded)" in text and "**Plan version 2.**" in text
+    assert (tmp_path / "label_fraction.md").exists()
+    assert (tmp_path / "label_fraction.png").read_bytes()[:4] == b"\x89PNG"
