@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
@@ -57,6 +58,7 @@ LABELS = {
     "seal_random": "SEAL + random adapt (random labels)",
 }
 ADAPT_ROWS = {"seal_adapt": "rule", "seal_oracle": "oracle", "seal_random": "random"}
+PHASES = ("table", "sweep", "curve")  # the plan's parts, in the order they run
 
 
 def _frac(f: float) -> str:
@@ -176,20 +178,24 @@ class Plan:
                                  "lambda_c": lambda_c if row in ADAPT_ROWS else None, **adapt_fields},
                          extract=finetune_extract)
 
-    def ordered(self) -> list[Job]:
+    def ordered(self, phases: Sequence[str] = PHASES) -> list[Job]:
         """Fraction by fraction in the plan's order (the scarce-label one first: where transfer matters most, and
-        4x cheaper to finetune), seed by seed within it (so paired comparisons grow); the sweep, then the curve."""
+        4x cheaper to finetune), seed by seed within it (so paired comparisons grow); the sweep, then the curve.
+        `phases`: which of those three parts (`table`, `sweep`, `curve`) to include."""
         jobs: list[Job] = []
         sweep = self.plan.get("lambda_sweep") or {}
-        for fraction in self.plan["fractions"]:
+        if "table" in phases:
+            for fraction in self.plan["fractions"]:
+                for seed in self.plan["seeds"]:
+                    jobs += [self.finetune(row, fraction, seed) for row in self.plan["rows"]]
+        if "sweep" in phases:
             for seed in self.plan["seeds"]:
-                jobs += [self.finetune(row, fraction, seed) for row in self.plan["rows"]]
-        for seed in self.plan["seeds"]:
-            for lam in sweep.get("values", []):
-                jobs.append(self.finetune("seal_adapt", float(sweep["fraction"]), seed, float(lam)))
-        for seed in self.plan["seeds"]:
-            for fraction in self.plan.get("curve_fractions", []):
-                jobs += [self.finetune(row, fraction, seed) for row in self.plan["rows"]]
+                for lam in sweep.get("values", []):
+                    jobs.append(self.finetune("seal_adapt", float(sweep["fraction"]), seed, float(lam)))
+        if "curve" in phases:
+            for seed in self.plan["seeds"]:
+                for fraction in self.plan.get("curve_fractions", []):
+                    jobs += [self.finetune(row, fraction, seed) for row in self.plan["rows"]]
         return jobs
 
 
@@ -391,6 +397,8 @@ def main() -> None:
     ap.add_argument("--dry-run", action="store_true",
                     help="list every planned run (and its upstream) as 'reuse' (a matching record) or 'run'")
     ap.add_argument("--seeds", type=int, nargs="*", help="only these training seeds (default: the plan's)")
+    ap.add_argument("--phases", nargs="+", choices=PHASES, default=list(PHASES),
+                    help="run only these parts of the plan: the table's fractions, the λ_c sweep, the curve")
     args = ap.parse_args()
     plan = yaml.safe_load((ROOT / args.plan).read_text())
     run_plan = {**plan, "seeds": [s for s in plan["seeds"] if not args.seeds or s in args.seeds]}  # the report keeps
@@ -404,7 +412,7 @@ def main() -> None:
         run_root = ROOT / args.run_root / f"w{plan['world_seed']}"
         deadline = started + 60 * args.budget_min if args.budget_min else None
         runner = Runner(ROOT, plan["experiment"], [plan["config"]], common, records_dir, run_root, deadline)
-        jobs = Plan(run_plan, run_root).ordered()
+        jobs = Plan(run_plan, run_root).ordered(args.phases)
         if args.dry_run:
             print("\n".join(planned_runs([(runner, job) for job in jobs], ROOT)))
             return
