@@ -1,7 +1,8 @@
 """Pilot (SYNTHETIC): does more training per adaptation round create headroom for a selection rule?
 
 Fixed before its runs (2026-12-01), after Table 5 at label fraction 0.25 showed the oracle adapt only
-+0.82 [-0.38, +2.03] points above the SEAL row with Table 5's rounds (2 rounds x 1 epoch, about 77 steps each).
++0.82 [-0.38, +2.03] points above the SEAL row with Table 5's rounds (2 rounds x 1 epoch: 35 optimiser steps a
+round for the oracle's 275 keyframes at batch 8; an earlier draft said 77, counting boxes instead of keyframes).
 Settings are explored on world 0 with training seeds 100 and 101, which Table 5 never reports (its plan: settings
 are chosen on world 0 with training seeds 100+), so a plan revision it may suggest is not tuned on reported seeds.
 
