@@ -191,6 +191,11 @@ def build_report(plan: dict[str, Any], rec: dict[int, list[dict[str, Any]]], tab
             mark = "**chosen**" if is_chosen(chosen, rule, value) else ""
             lines.append(f"| {rule} | {spec['knob'] or '—'} | {'—' if value is None else f'{value:g}'} | {cell} | "
                          f"{len(v)} | {mark} |")
+    for row in plan["choose"].get("reference_rows", []):
+        v = by_seed(rec[cw], "mAP", kind="finetune", fraction=plan["choose"]["fraction"],
+                    **row_match(row, table5_version))
+        cell = "(not run yet)" if not v else "{:.2f} ± {:.2f}".format(*mean_std([100 * x for x in v.values()]))
+        lines.append(f"| reference: Table 5's {row} row | — | — | {cell} | {len(v)} | (not a candidate) |")
     pending = [r for r, c in chosen.items() if not c["done"]]
     if pending:
         lines += ["", f"Choose phase incomplete for: {', '.join(pending)} — no setting of theirs is reported as chosen "
@@ -326,6 +331,8 @@ def ordered_jobs(plan: dict[str, Any], choose_plan: RulePlan, report_plan: RuleP
     for seed in c["seeds"]:
         for rule, spec in plan["rules"].items():
             jobs += [(choose_plan, choose_plan.finetune(rule, v, c["fraction"], seed)) for v in spec["values"]]
+        jobs += [(choose_plan, choose_plan.table5.finetune(row, c["fraction"], seed))
+                 for row in c.get("reference_rows", [])]
     for seed in r["seeds"]:
         for rule, spec in plan["rules"].items():
             jobs += [(report_plan, report_plan.finetune(rule, v, c["fraction"], seed)) for v in spec["values"]]
