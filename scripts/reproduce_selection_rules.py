@@ -248,10 +248,16 @@ def build_report(plan: dict[str, Any], rec: dict[int, list[dict[str, Any]]], tab
     adapts.sort(key=lambda r: (not r["_setting"].startswith("Table 5"), r["_setting"], r["seed"]))
     if adapts:
         lines += [""] + round_table(adapts, f"## Pseudo labels per round (world {rw}, means over seeds)")
+    choose_adapts = [{**r, "_setting": setting_name(r["rule"], r.get("value")) if "rule" in r else "paper rule"}
+                     for r in rec[cw] if r.get("kind") == "adapt" and ("rule" in r or r.get("labels") == "rule")]
+    choose_adapts.sort(key=lambda r: (r["_setting"] != "paper rule", r["_setting"], r["seed"]))
+    if choose_adapts:
+        lines += [""] + round_table(choose_adapts, f"## Pseudo labels per round (world {cw}, the choose phase, means "
+                                                   "over seeds)")
     lines += ["![selection rules](selection_rules.png)", "", *provenance_lines(rec[cw] + rec[rw], note)]
     with atomic_write(out) as handle:
         handle.write("\n".join(lines))
-    draw_figure(figure, adapts, out.with_suffix(".png"))
+    draw_figure(figure, adapts, out.with_suffix(".png"), choose_adapts, cw, rw)
     print(f"wrote {out}")
 
 
@@ -279,24 +285,34 @@ def goal_line(rule: str, value: Any, v: dict[int, float], base: dict[str, dict[i
     return f"- **{setting_name(rule, value)}**: {met} — " + "; ".join(parts) + moon + "."
 
 
-def draw_figure(figure: dict[str, dict[float, dict[str, Any]]], adapts: list[dict[str, Any]], out_png: Path) -> None:
-    """Left: last-round precision against the largest class's share per setting (collapse = right, low);
-    right: chosen settings' paired Δ vs the paper rule with 95 % intervals, per label fraction."""
+def draw_figure(figure: dict[str, dict[float, dict[str, Any]]], adapts: list[dict[str, Any]], out_png: Path,
+                choose_adapts: Optional[list[dict[str, Any]]] = None, choose_world: int = 1,
+                report_world: int = 0) -> None:
+    """Left: last-round precision against the largest class's share per setting (collapse = right, low), filled
+    for the report world, hollow for the choose world; right: chosen settings' paired Δ vs the paper rule with
+    95 % intervals, per label fraction."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for r in adapts:
-        groups.setdefault(r["_setting"], []).append(_last_round(r))
-    for setting, rows in groups.items():
-        x, y = _avg(rows, "largest_class_share"), _avg(rows, "pseudo_label_precision")
-        if x is not None and y is not None:
-            ax1.scatter([x], [y], s=30)
+    for world, recs, filled in ((report_world, adapts, True), (choose_world, choose_adapts or [], False)):
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for r in recs:
+            groups.setdefault(r["_setting"], []).append(_last_round(r))
+        first = True
+        for setting, rows in groups.items():
+            x, y = _avg(rows, "largest_class_share"), _avg(rows, "pseudo_label_precision")
+            if x is None or y is None:
+                continue
+            style = {} if filled else {"facecolors": "none", "edgecolors": "C0"}
+            ax1.scatter([x], [y], s=30, label=f"world {world}" if first else None, **style)
+            first = False
             ax1.annotate(setting.replace("Table 5: ", ""), (x, y), fontsize=7, xytext=(3, 3),
-                         textcoords="offset points")
+                         textcoords="offset points", color="black" if filled else "C0")
+    if adapts or choose_adapts:
+        ax1.legend(fontsize=7, loc="lower left")
     ax1.set(xlabel="last round: largest class's share of kept labels", ylabel="last round: pseudo-label precision",
             title="collapse (right) vs precision", xlim=(0, 1.05), ylim=(0, 1.05))
     rules = sorted(figure)
