@@ -338,24 +338,38 @@ def draw_figure(figure: dict[str, dict[float, dict[str, Any]]], adapts: list[dic
     plt.close(fig)
 
 
-def ordered_jobs(plan: dict[str, Any], choose_plan: RulePlan, report_plan: RulePlan,
-                 chosen: dict[str, dict[str, Any]]) -> list[tuple[RulePlan, Job]]:
-    """Choose phase first (seed by seed), then the report world at the choose fraction (seed by seed, every
-    value), then each rule's chosen value at the other fractions (only once its choice is made)."""
-    c, r = plan["choose"], plan["report"]
+def choose_jobs(plan: dict[str, Any], choose_plan: RulePlan) -> list[tuple[RulePlan, Job]]:
+    """The choose phase, seed by seed: every rule at each of its knob's values, then the reference rows."""
+    c = plan["choose"]
     jobs: list[tuple[RulePlan, Job]] = []
     for seed in c["seeds"]:
         for rule, spec in plan["rules"].items():
             jobs += [(choose_plan, choose_plan.finetune(rule, v, c["fraction"], seed)) for v in spec["values"]]
         jobs += [(choose_plan, choose_plan.table5.finetune(row, c["fraction"], seed))
                  for row in c.get("reference_rows", [])]
+    return jobs
+
+
+def report_jobs(plan: dict[str, Any], report_plan: RulePlan, chosen: dict[str, dict[str, Any]]
+                ) -> list[tuple[RulePlan, Job]]:
+    """The report world, most informative first (the order changes no run, only which runs a budget reaches):
+    each rule's chosen value at the choose fraction (what the success criterion reads), seed by seed; then the
+    chosen values at the other fractions; then every other knob value at the choose fraction. A rule whose choice
+    is not made yet has all its values in the last group, and nothing at the other fractions."""
+    c, r = plan["choose"], plan["report"]
+    done = [rule for rule in plan["rules"] if chosen[rule]["done"]]
+    jobs: list[tuple[RulePlan, Job]] = []
     for seed in r["seeds"]:
-        for rule, spec in plan["rules"].items():
-            jobs += [(report_plan, report_plan.finetune(rule, v, c["fraction"], seed)) for v in spec["values"]]
+        jobs += [(report_plan, report_plan.finetune(rule, chosen[rule]["value"], c["fraction"], seed))
+                 for rule in done]
     for fraction in (f for f in r["fractions"] if f != c["fraction"]):
         for seed in r["seeds"]:
             jobs += [(report_plan, report_plan.finetune(rule, chosen[rule]["value"], fraction, seed))
-                     for rule in plan["rules"] if chosen[rule]["done"]]
+                     for rule in done]
+    for seed in r["seeds"]:
+        for rule, spec in plan["rules"].items():
+            jobs += [(report_plan, report_plan.finetune(rule, v, c["fraction"], seed))
+                     for v in spec["values"] if not is_chosen(chosen, rule, v)]
     return jobs
 
 
@@ -392,15 +406,19 @@ def main() -> None:
         choose_plan = RulePlan(plan, table5, cw, ROOT / args.run_root / f"w{cw}", None, None)
         report_plan = RulePlan(plan, table5, rw, ROOT / args.run_root / f"w{rw}", ROOT / args.table5_runs / f"w{rw}",
                                table5_records)
-        chosen = choose(plan, load_records(records_root / f"w{cw}"))
-        planned = ordered_jobs(plan, choose_plan, report_plan, chosen)
+        choose_records = records_root / f"w{cw}"
         if args.dry_run:
+            planned = choose_jobs(plan, choose_plan) + report_jobs(plan, report_plan,
+                                                                    choose(plan, load_records(choose_records)))
             labels = {id(r): f"w{w}" for w, r in runners.items()}
             print("\n".join(planned_runs([(runners[p.world], job) for p, job in planned], ROOT, labels)))
             return
-        for rule_plan, job in planned:
-            if runners[rule_plan.world].ensure(job) is None:
-                print(f"time budget reached before {job.name}; the next invocation continues from the records")
+        # The report world's order depends on the choice, so it is planned only after the choose phase has run.
+        phases = (lambda: choose_jobs(plan, choose_plan),
+                  lambda: report_jobs(plan, report_plan, choose(plan, load_records(choose_records))))
+        for phase in phases:
+            if not all(runners[rule_plan.world].ensure(job) is not None for rule_plan, job in phase()):
+                print("time budget reached; the next invocation continues from the records")
                 break
         ran = sum(len(r.ran) for r in runners.values())
         note = (f"This invocation: {ran} runs executed, {(time.time() - started) / 60:.1f} min; code commit "

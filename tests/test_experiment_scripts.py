@@ -59,6 +59,28 @@ def test_choose_waits_for_every_seed_and_takes_the_best_mean(rules_script) -> No
     assert rules_script.is_chosen(chosen, "score_weight", None)
 
 
+def test_report_world_runs_chosen_settings_first(rules_script, tmp_path: Path) -> None:
+    import yaml
+
+    plan = yaml.safe_load((ROOT / "configs/experiments/selection_rules.yaml").read_text())
+    table5 = yaml.safe_load((ROOT / "configs/experiments/table5.yaml").read_text())
+    report = rules_script.RulePlan(plan, table5, 0, tmp_path / "w0", tmp_path / "t5", tmp_path / "t5rec")
+    chosen = {rule: {"done": rule != "adaptive", "value": spec["values"][-1]} for rule, spec in plan["rules"].items()}
+    names = [job.name for _, job in rules_script.report_jobs(plan, report, chosen)]
+    n_done, seeds = len(plan["rules"]) - 1, plan["report"]["seeds"]
+    first = names[:n_done * len(seeds)]  # every chosen setting at 0.25, all seeds, before anything else
+    assert first[:n_done] == [f"finetune_{s}__f0.25__s{seeds[0]}"
+                              for s in ("class_balanced_0.4", "debiased_2", "ema_teacher_0.99", "score_weight")]
+    assert all("__f0.25__" in n and "adaptive" not in n for n in first)
+    second = names[len(first):2 * len(first)]  # then the chosen settings at fraction 1.0
+    assert all("__f1__" in n for n in second) and "finetune_debiased_2__f1__s4" in second
+    rest = names[2 * len(first):]  # then every other value; the undecided rule has all its values there, none at 1.0
+    assert "finetune_debiased_0.5__f0.25__s0" in rest and "finetune_adaptive_0.7__f0.25__s0" in rest
+    assert "finetune_debiased_2__f0.25__s0" not in rest and not any("adaptive" in n and "__f1__" in n for n in names)
+    n_values = sum(len(s["values"]) for s in plan["rules"].values())
+    assert len(names) == len(set(names)) == (n_values + n_done) * len(seeds)
+
+
 def test_report_only_writes_the_report_and_figure(tmp_path: Path) -> None:
     out = tmp_path / "selection_rules.md"
     _run("--report-only", "--out", str(out))
