@@ -315,7 +315,8 @@ def adapt_round_summary(adapt_dir: Path) -> list[dict[str, Any]]:
     """Per-round pseudo-label statistics of a finished adapt stage, the fields tables and plots use."""
     keys = ("round", "labels", "lambda_c", "samples_seen", "kept", "kept_fraction", "pseudo_label_precision",
             "argmax_precision", "majority_class", "majority_class_frequency", "kept_classes", "largest_class",
-            "largest_class_share", "kept_label_entropy", "truth_classes", "kept_truth_class_coverage")
+            "largest_class_share", "kept_label_entropy", "truth_classes", "kept_truth_class_coverage",
+            "kept_label_breakdown")
     rounds = []
     for path in sorted(adapt_dir.glob("round_*/stats.json"), key=lambda p: int(p.parent.name.split("_")[1])):
         stats = json.loads(path.read_text())

@@ -33,6 +33,7 @@ VAL_GROUNDTRUTH = "val_groundtruth.csv"
 VAL_EXCLUSIONS = "val_excluded_timestamps.csv"
 VAL_LABELMAP = "val_labelmap.pbtxt"
 PSEUDO_LABELS = "pseudo_labels.csv"  # an adapt round's kept boxes and classes
+IGNORED_LABELS = "ignored_labels.csv"  # adapt.negatives=confident: kept boxes' classes the loss ignores
 ROUND_STATS = "stats.json"  # an adapt round's selection statistics
 TEACHER = "teacher.pt"  # adapt.teacher=ema: the EMA of the round's weights, which labels the next round
 

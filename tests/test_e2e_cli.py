@@ -208,9 +208,12 @@ def test_oracle_adapt_then_label_scarce_finetune(tmp_path: Path, cache: Path) ->
     rules = tmp_path / "rules"
     run_cli("adapt", "--config", SMOKE, f"run_dir={rules}", f"init={run / 'pretrain' / 'model.pt'}",
             "adapt.rounds=2", "adapt.epochs_per_round=1", "adapt.selection=debiased", "adapt.lambda_c=0.05",
-            "adapt.teacher=ema", "adapt.ema_momentum=0.5", "adapt.loss_weight=score", cache=cache)
+            "adapt.teacher=ema", "adapt.ema_momentum=0.5", "adapt.loss_weight=score", "adapt.negatives=confident",
+            "adapt.negative_threshold=0.01", cache=cache)
     r1, r2 = (json.loads((rules / "adapt" / f"round_{r}" / "stats.json").read_text()) for r in (1, 2))
-    assert r1["selection"] == "debiased" and r1["teacher"] == "ema"
+    assert r1["selection"] == "debiased" and r1["teacher"] == "ema" and r1["negatives"] == "confident"
+    ignored = (rules / "adapt" / "round_1" / "ignored_labels.csv").read_text().splitlines()
+    assert len(ignored) == r1["ignored_labels"] > 0  # an untrained model is unsure of most classes: left out
     assert len(r1["rule_state"]["train"]["marginal"]) == len(r2["rule_state"]["train"]["marginal"]) > 1
     assert r2["weights"].endswith("round_1/teacher.pt")  # the EMA teacher labels round 2, not the student
     round1 = json.loads((rules / "adapt" / "round_1" / "metrics.json").read_text())

@@ -12,6 +12,7 @@ from seal_transfer.data.datasets import build_keyframe_index
 from seal_transfer.data.formats.ava import AvaTable, LabelMap
 from seal_transfer.pseudo.labeler import (
     TwoViewScores,
+    label_error_breakdown,
     pseudo_label_rows,
     run_selection,
     selection_stats,
@@ -60,6 +61,30 @@ def test_stats_with_hidden_truth_precision() -> None:
     true_pairs = int(labels[0, 0])
     assert stats["pseudo_label_precision"] == pytest.approx(true_pairs / kept_pairs)
     assert stats["per_class_counts"]["10"] == int(labels[:, 0].sum())
+
+
+def test_label_error_breakdown_sorts_every_kept_label_once() -> None:
+    kept = [{10}, {10}, {10, 30}, {20}, {10}, set()]
+    truths = [{10}, {10, 30}, {10, 30}, {10, 30}, set(), {20}]
+    out = label_error_breakdown(kept, truths)
+    assert out == {"true_only_action": 1,  # box 0: its only action
+                   "true_other_action_unlabelled": 1,  # box 1: walks and waves, labelled walk only
+                   "true_all_labelled": 2,  # box 2: both actions labelled (two labels)
+                   "no_action_box": 1,  # box 4: no source action at all
+                   "wrong_class": 1}  # box 3: labelled jump, does walk + wave; box 5 kept nothing
+    assert sum(out.values()) == sum(len(k) for k in kept)
+
+
+def test_stats_breakdown_agrees_with_precision() -> None:
+    split, scores = _split(), _scores()
+    sel = run_selection(scores, 0.1, "both", True)
+    truth = AvaTable.from_columns(["v", "v"], [902, 902], [[0.1, 0.1, 0.4, 0.9], [0.1, 0.1, 0.4, 0.9]], [10, 30])
+    stats = selection_stats(split, scores, sel, SOURCE, truth)
+    b = stats["kept_label_breakdown"]
+    assert sum(b.values()) == int(sel.labels.numpy().sum())
+    true = b["true_only_action"] + b["true_other_action_unlabelled"] + b["true_all_labelled"]
+    assert stats["pseudo_label_precision"] == pytest.approx(true / sum(b.values()))
+    assert b["no_action_box"] == int(sel.labels.numpy()[1:].sum())  # boxes 1 and 2 have no truth
 
 
 def test_truth_matching_uses_best_iou() -> None:

@@ -81,6 +81,7 @@ def make_keyframe_split(
         split.table,
         split.labelmap if labelled else None,
         keep=lambda vid, ts: (vid, ts) not in split.exclusions,
+        ignored=split.ignored if labelled else None,
     )
     checked = check_keyframes(
         index,

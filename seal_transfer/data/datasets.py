@@ -37,6 +37,9 @@ class KeyframeIndex:
     labels: np.ndarray  # (B, C) float32 multi-hot (zeros where unlabeled)
     person_ids: np.ndarray  # (B,)
     box_scores: np.ndarray  # (B,) detector score (1 for GT)
+    # (B, C) float32, 0 where the loss must ignore a class of a box (a pseudo label's uncertain classes under
+    # adapt.negatives=confident), 1 elsewhere; None: every entry counts (ground truth, the paper's rounds).
+    label_mask: Optional[np.ndarray] = None
 
     def __len__(self) -> int:
         return len(self.video_ids)
@@ -61,6 +64,7 @@ class KeyframeIndex:
             labels=self.labels[box_keep],
             person_ids=self.person_ids[box_keep],
             box_scores=self.box_scores[box_keep],
+            label_mask=None if self.label_mask is None else self.label_mask[box_keep],
         )
 
 
@@ -69,11 +73,15 @@ def build_keyframe_index(
     labelmap: Optional[LabelMap],
     *,
     keep: Optional[Callable[[str, float], bool]] = None,
+    ignored: Optional[AvaTable] = None,
 ) -> KeyframeIndex:
     """Group rows into keyframes and distinct boxes; actions outside `labelmap` are dropped (counted by caller).
 
     Rows with identical (video, time, box, person) are one box carrying several labels — AVA's one-row-per-
-    (person, action) layout. `labelmap=None` builds an unlabeled index (detector boxes).
+    (person, action) layout. `labelmap=None` builds an unlabeled index (detector boxes). `ignored`: rows in the
+    same layout naming (box, class) pairs the loss must not count, neither as positive nor as negative; each must
+    name a box of `table` and a class that box is not labelled with (they are made from the same labelling step,
+    so a miss is a bug, raised as ValueError).
     """
     num_classes = len(labelmap) if labelmap is not None else 0
     column = labelmap.index_of() if labelmap is not None else {}
@@ -131,6 +139,8 @@ def build_keyframe_index(
         sel_boxes.append(idx)
         offsets.append(offsets[-1] + len(idx))
     box_sel = np.concatenate(sel_boxes) if sel_boxes else np.zeros(0, np.int64)
+    mask = None if ignored is None else _label_mask(ignored, vids[first], ts[first], pid[first], bx[first], labels,
+                                                    column)
     return KeyframeIndex(
         video_ids=[str(box_vids[kf_first[k]]) for k in np.flatnonzero(keep_kf)],
         timestamps=box_ts[kf_first[keep_kf]].astype(np.float64),
@@ -139,7 +149,26 @@ def build_keyframe_index(
         labels=labels[box_sel],
         person_ids=pid[first][box_sel].astype(np.int64),
         box_scores=scores[box_sel],
+        label_mask=None if mask is None else mask[box_sel],
     )
+
+
+def _label_mask(ignored: AvaTable, vids: np.ndarray, ts: np.ndarray, pid: np.ndarray, boxes: np.ndarray,
+                labels: np.ndarray, column: dict[int, int]) -> np.ndarray:
+    """(B, C) ones with a 0 for every ignored (box, class) row (see `build_keyframe_index`)."""
+    where = {(str(v), float(t), int(p), tuple(b)): i
+             for i, (v, t, p, b) in enumerate(zip(vids.tolist(), ts.tolist(), pid.tolist(), boxes.tolist()))}
+    mask = np.ones_like(labels)
+    rounded = np.round(ignored.boxes.astype(np.float64), 4)
+    for r in range(len(ignored)):
+        key = (str(ignored.video_ids[r]), float(ignored.timestamps[r]), int(ignored.person_ids[r]),
+               tuple(rounded[r].tolist()))
+        box, col = where.get(key), column.get(int(ignored.action_ids[r]))
+        if box is None or col is None or labels[box, col]:
+            raise ValueError(f"ignored label row {r} ({key[0]} at {key[1]}, class {int(ignored.action_ids[r])}) "
+                             "names no box of the table, a class outside the label map, or a labelled class")
+        mask[box, col] = 0.0
+    return mask
 
 
 def find_video(video_dir: Path, video_id: str, *, frame_folders: bool = False) -> Path:
@@ -339,6 +368,7 @@ class KeyframeDataset(Dataset):
             "box_scores": torch.from_numpy(self.index.box_scores[sl]),  # GT 1; pseudo labels: their score
             "index": i,
             "box_ids": torch.arange(sl.start, sl.stop, dtype=torch.long),
+            **({} if self.index.label_mask is None else {"label_mask": torch.from_numpy(self.index.label_mask[sl])}),
         }
 
 
@@ -374,6 +404,7 @@ def collate_keyframes(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "index": torch.tensor([it["index"] for it in items], dtype=torch.long),
         "box_ids": torch.cat([it["box_ids"] for it in items]),
         "boxes_per_item": torch.tensor([len(it["box_ids"]) for it in items], dtype=torch.long),
+        **({"label_mask": torch.cat([it["label_mask"] for it in items])} if "label_mask" in items[0] else {}),
     }
 
 

@@ -104,6 +104,8 @@ class DomainSplit:
     promised_frames: dict[str, int] = field(default_factory=dict)
     promised_by: str = "the annotation"
     counts: dict[str, int] = field(default_factory=dict)  # where the rows came from (SEAL Tubes / a Clips file)
+    # (box, class) rows the training loss ignores (adapt.negatives=confident: a pseudo label's uncertain classes)
+    ignored: Optional[AvaTable] = None
 
 
 def target_root(cfg: Any) -> tuple[Path, bool]:

@@ -23,26 +23,36 @@ def detection_loss(
     pose_columns: Optional[torch.Tensor],
     loss: str,
     box_weights: Optional[torch.Tensor] = None,
+    label_mask: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
     """Multi-label BCE on sigmoid scores, or AVA's variant: softmax over the mutually exclusive pose classes.
 
     With `bce_softmax_pose`, boxes that carry a pose label get a cross-entropy over the pose columns (targets
     renormalised, so a box with two pose labels splits the mass); every other column keeps BCE. `box_weights`
     (N,) weighs each box's terms (`adapt.loss_weight=score`), normalised to mean 1 over the batch so that only
-    the boxes' relative weights change, not the loss scale the learning rate was set for.
+    the boxes' relative weights change, not the loss scale the learning rate was set for. `label_mask` (N, C)
+    drops the BCE terms where it is 0 (`adapt.negatives=confident`: classes neither labelled nor confidently
+    absent) and averages over the terms that remain; the pose cross-entropy, a distribution over exclusive
+    classes, ignores it.
     """
     if box_weights is None:
         w = None
     else:
         w = box_weights.to(logits.dtype)
         w = w / w.mean().clamp_min(1e-12)
-    if loss == "bce" or pose_columns is None or pose_columns.numel() == 0:
+    use_pose = loss != "bce" and pose_columns is not None and pose_columns.numel() > 0
+    if label_mask is not None:
+        bce = _masked_bce(logits, targets, pose_columns if use_pose else None, w, label_mask)
+    elif not use_pose:
         return F.binary_cross_entropy_with_logits(logits, targets, weight=None if w is None else w[:, None])
-    other = torch.ones(logits.shape[1], dtype=torch.bool, device=logits.device)
-    other[pose_columns] = False
-    bce = (F.binary_cross_entropy_with_logits(logits[:, other], targets[:, other],
-                                              weight=None if w is None else w[:, None])
-           if other.any() else logits.sum() * 0)
+    else:
+        other = _non_pose(logits, pose_columns)
+        bce = (F.binary_cross_entropy_with_logits(logits[:, other], targets[:, other],
+                                                  weight=None if w is None else w[:, None])
+               if other.any() else logits.sum() * 0)
+    if not use_pose:
+        return bce
+    assert pose_columns is not None
     pose_t = targets[:, pose_columns]
     has_pose = pose_t.sum(1) > 0
     if not has_pose.any():
@@ -51,6 +61,26 @@ def detection_loss(
     per_box = -(pose_t * F.log_softmax(logits[has_pose][:, pose_columns], dim=1)).sum(1)
     ce = per_box.mean() if w is None else (per_box * w[has_pose]).sum() / w[has_pose].sum().clamp_min(1e-12)
     return bce + ce
+
+
+def _non_pose(logits: torch.Tensor, pose_columns: Optional[torch.Tensor]) -> torch.Tensor:
+    other = torch.ones(logits.shape[1], dtype=torch.bool, device=logits.device)
+    if pose_columns is not None:
+        other[pose_columns] = False
+    return other
+
+
+def _masked_bce(logits: torch.Tensor, targets: torch.Tensor, pose_columns: Optional[torch.Tensor],
+                w: Optional[torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+    """BCE over the non-pose columns where `mask` is 1, each term times its box's weight, averaged over the terms
+    counted (a box whose every class is ignored adds nothing)."""
+    other = _non_pose(logits, pose_columns)
+    if not other.any():
+        return logits.sum() * 0
+    m = mask[:, other].to(logits.dtype)
+    weight = m if w is None else m * w[:, None]
+    terms = F.binary_cross_entropy_with_logits(logits[:, other], targets[:, other], reduction="none")
+    return (terms * weight).sum() / m.sum().clamp_min(1.0)
 
 
 def detection_scores(logits: torch.Tensor, pose_columns: Optional[torch.Tensor], loss: str) -> torch.Tensor:
@@ -105,7 +135,8 @@ class DetectionModule(L.LightningModule):
         inputs, boxes = batch["views"][0]
         logits = self(inputs, boxes)
         weights = batch["box_scores"] if self.hparams.loss_weight == "score" else None
-        loss = detection_loss(logits.float(), batch["labels"].float(), self.pose_columns, self.optim_cfg.loss, weights)
+        loss = detection_loss(logits.float(), batch["labels"].float(), self.pose_columns, self.optim_cfg.loss, weights,
+                              batch.get("label_mask"))
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"training loss is {loss.item()} at epoch {self.current_epoch}, step {self.global_step}; stopping "

@@ -14,6 +14,7 @@ LABEL_SOURCES = ("rule", "oracle", "random")
 SELECTION_RULES = ("paper", "class_balanced", "adaptive", "debiased")
 TEACHERS = ("current", "ema")
 LOSS_WEIGHTS = ("hard", "score")
+NEGATIVES = ("all", "confident")
 
 
 @dataclass
@@ -46,6 +47,10 @@ class AdaptConfig:
     teacher: str = "current"  # weights that label the next round: current (paper: last round's) | ema
     ema_momentum: float = 0.99  # teacher=ema: per training step, ema = m * ema + (1 - m) * student
     loss_weight: str = "hard"  # hard (paper: every kept label weighs 1) | score (each box's loss times its score)
+    # Which unlabelled classes of a kept box train as negatives: all (paper) | confident (UPS negative labels: only
+    # those scoring below negative_threshold in both views; the rest are left out of the loss).
+    negatives: str = "all"
+    negative_threshold: float = 0.05  # negatives=confident: a class below this in both views is a negative
 
     def validate(self, key: str = "adapt") -> None:
         if not 0 < self.lambda_c <= 1:
@@ -69,7 +74,8 @@ class AdaptConfig:
             )
         if self.labels not in LABEL_SOURCES:
             raise UserError(f"config key '{key}.labels': '{self.labels}' is not one of {', '.join(LABEL_SOURCES)}")
-        for name, allowed in (("selection", SELECTION_RULES), ("teacher", TEACHERS), ("loss_weight", LOSS_WEIGHTS)):
+        for name, allowed in (("selection", SELECTION_RULES), ("teacher", TEACHERS), ("loss_weight", LOSS_WEIGHTS),
+                              ("negatives", NEGATIVES)):
             if getattr(self, name) not in allowed:
                 raise UserError(
                     f"config key '{key}.{name}': '{getattr(self, name)}' is not one of {', '.join(allowed)}"
@@ -84,6 +90,8 @@ class AdaptConfig:
                             f"({self.class_fraction_start}), got {self.class_fraction_max}")
         if not 0 <= self.class_min_score < 1:
             raise UserError(f"config key '{key}.class_min_score': must be in [0, 1), got {self.class_min_score}")
+        if not 0 < self.negative_threshold < 1:
+            raise UserError(f"config key '{key}.negative_threshold': must be in (0, 1), got {self.negative_threshold}")
         if self.debias_tau < 0:
             raise UserError(f"config key '{key}.debias_tau': must be >= 0, got {self.debias_tau}")
         for name in ("debias_momentum", "ema_momentum"):

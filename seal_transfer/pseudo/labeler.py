@@ -4,6 +4,7 @@ write the kept samples as AVA-layout rows (+ score) in the source label space, w
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Optional
 
@@ -93,7 +94,23 @@ def pseudo_label_rows(
     split: KeyframeSplit, scores: TwoViewScores, selection: Selection, source_labelmap: LabelMap
 ) -> AvaTable:
     """Kept samples as `pseudo`-layout rows (one per kept class), ordered by box id then class column."""
+    return label_rows(split, scores, selection.labels.numpy(), source_labelmap)
+
+
+def uncertain_classes(scores: TwoViewScores, selection: Selection, negative_threshold: float) -> np.ndarray:
+    """(N, C) bool: the classes of each kept box that are neither its pseudo label nor confidently absent (a score
+    at or above `negative_threshold` in either view). `adapt.negatives=confident` leaves them out of the loss, so
+    a box labelled with one action is not also taught that its other, unrecognised actions are absent (the
+    negative pseudo labels of UPS, Rizve et al., ICLR 2021)."""
     labels = selection.labels.numpy()
+    unsure = np.maximum(scores.view1, scores.view2) >= negative_threshold
+    return unsure & ~labels & selection.keep.numpy()[:, None]
+
+
+def label_rows(split: KeyframeSplit, scores: TwoViewScores, labels: np.ndarray, source_labelmap: LabelMap
+               ) -> AvaTable:
+    """The (box, class) pairs where `labels` (N, C bool) is set, as `pseudo`-layout rows with the two views' mean
+    score, ordered by box id then class column."""
     box_rows, class_cols = np.nonzero(labels)
     if len(box_rows) == 0:
         return AvaTable.empty()
@@ -223,6 +240,36 @@ def truth_stats(
     return out
 
 
+LABEL_OUTCOMES = ("true_only_action", "true_other_action_unlabelled", "true_all_labelled", "no_action_box",
+                  "wrong_class")
+
+
+def label_error_breakdown(kept: Sequence[set[int]], truths: Sequence[set[int]]) -> dict[str, int]:
+    """Where the kept (box, class) labels go wrong, against the hidden truth of the same boxes.
+
+    A true label is `true_only_action` (the box does that one action), `true_other_action_unlabelled` (the box
+    also does another action no kept label names: a single-class rule on a multi-action box) or
+    `true_all_labelled` (every action of a multi-action box is labelled). A false one sits on a box with no
+    source action at all (`no_action_box`: e.g. a person standing still) or names a class the box does not do
+    (`wrong_class`). The counts sum to the number of kept labels; the first three over that sum is the
+    pseudo-label precision.
+    """
+    out = dict.fromkeys(LABEL_OUTCOMES, 0)
+    for labels, truth in zip(kept, truths, strict=True):
+        for cid in labels:
+            if not truth:
+                out["no_action_box"] += 1
+            elif cid not in truth:
+                out["wrong_class"] += 1
+            elif len(truth) == 1:
+                out["true_only_action"] += 1
+            elif truth <= labels:
+                out["true_all_labelled"] += 1
+            else:
+                out["true_other_action_unlabelled"] += 1
+    return out
+
+
 def selection_stats(
     split: KeyframeSplit,
     scores: TwoViewScores,
@@ -259,11 +306,11 @@ def selection_stats(
         truths = pool_truths(split, scores, truth)
     stats.update(truth_stats(scores, selection, truths, source_labelmap))
     ids = np.asarray(source_labelmap.ids)
-    hits = total = 0
-    for row in np.flatnonzero(keep):
-        for col in np.flatnonzero(labels[row]):
-            total += 1
-            hits += int(ids[col]) in truths[row]
+    kept_sets = [{int(ids[c]) for c in np.flatnonzero(labels[row])} for row in np.flatnonzero(keep)]
+    breakdown = label_error_breakdown(kept_sets, [truths[row] for row in np.flatnonzero(keep)])
+    total = sum(breakdown.values())
+    hits = breakdown["true_only_action"] + breakdown["true_other_action_unlabelled"] + breakdown["true_all_labelled"]
+    stats["kept_label_breakdown"] = breakdown
     stats["pseudo_label_precision"] = hits / total if total else None
     if total:
         stats["precision_note"] = (

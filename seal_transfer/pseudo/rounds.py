@@ -8,7 +8,7 @@ import json
 import shutil
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -44,14 +44,17 @@ from seal_transfer.pseudo.distributed import (
 )
 from seal_transfer.pseudo.labeler import (
     coverage_from_counts,
+    label_rows,
     oracle_selection,
     pool_truths,
     pseudo_label_rows,
     random_selection,
     selection_stats,
+    uncertain_classes,
 )
 from seal_transfer.pseudo.rules import build_rule
 from seal_transfer.rundir import (
+    IGNORED_LABELS,
     METRICS,
     PSEUDO_LABELS,
     ROUND_STATS,
@@ -130,6 +133,7 @@ def label_round(
     device = labelling_device(accelerator)
     module = _build_scorer(cfg, source_labelmap, weights).to(device)
     rows: list[AvaTable] = []
+    ignored: list[AvaTable] = []  # adapt.negatives=confident only
     stats: dict[str, Any] = {
         "round": round_index,
         "weights": str(weights),
@@ -140,6 +144,7 @@ def label_round(
         "selection": acfg.selection,
         "require_agreement": acfg.require_agreement,
         "teacher": acfg.teacher,
+        "negatives": acfg.negatives,
         "rule_state": {},  # per pool: what the rule carries to the next round (debiased: the class marginal)
         "pools": {},
     }
@@ -172,6 +177,10 @@ def label_round(
             selection = random_selection(selection, np.random.default_rng([int(cfg.seed), round_index, 11]))
         rows.append(pseudo_label_rows(labelling, scores, selection, source_labelmap))
         stats["pools"][name] = selection_stats(labelling, scores, selection, source_labelmap, truth, truths)
+        if acfg.negatives == "confident":
+            unsure = uncertain_classes(scores, selection, acfg.negative_threshold)
+            ignored.append(label_rows(labelling, scores, unsure, source_labelmap))
+            stats["pools"][name]["ignored_labels"] = int(unsure.sum())
         stats["pools"][name].update(data_problems([labelling]))
     if rank != 0:
         barrier()  # rank 0 has written stats.json and pseudo_labels.csv
@@ -197,6 +206,9 @@ def label_round(
         stats["pseudo_label_precision"] = sum(p * k for p, k in precisions) / max(sum(k for _, k in precisions), 1)
     stats.update(_merged_diagnostics(list(pools), source_labelmap))
     stats["world_size"] = world
+    if acfg.negatives == "confident":
+        stats["ignored_labels"] = sum(p["ignored_labels"] for p in pools)
+        write_ava_csv(round_dir / IGNORED_LABELS, AvaTable.concat(ignored) if ignored else AvaTable.empty(), "pseudo")
     write_json(round_dir / ROUND_STATS, stats)
     write_ava_csv(round_dir / PSEUDO_LABELS, table, "pseudo")  # written last: marks labelling done
     if world > 1:
@@ -225,6 +237,9 @@ def _merged_diagnostics(pools: list[dict[str, Any]], source_labelmap: LabelMap) 
         for c, k in (p.get("truth_class_counts") or {}).items():
             truth_counts[c] = truth_counts.get(c, 0) + k
     out = coverage_from_counts(counts, len(source_labelmap))
+    breakdowns = [p["kept_label_breakdown"] for p in pools if "kept_label_breakdown" in p]
+    if breakdowns:
+        out["kept_label_breakdown"] = {k: sum(b[k] for b in breakdowns) for k in breakdowns[0]}
     with_truth = sum(p.get("boxes_with_truth", 0) for p in pools)
     if with_truth:
         out["boxes_with_truth"] = with_truth
@@ -252,9 +267,11 @@ def require_hidden_truth(cfg: Any) -> None:
 
 
 def _mixed_training_split(
-    cfg: Any, acfg: AdaptConfig, pseudo: AvaTable, source_labelmap: LabelMap, round_index: int
+    cfg: Any, acfg: AdaptConfig, pseudo: AvaTable, source_labelmap: LabelMap, round_index: int,
+    ignored: Optional[AvaTable] = None,
 ) -> KeyframeSplit:
-    """Training set of a round: kept target samples (+ optionally a random draw of source keyframes)."""
+    """Training set of a round: kept target samples (+ optionally a random draw of source keyframes); `ignored`:
+    (box, class) pairs of the kept samples the loss leaves out (source keyframes have none)."""
     pools = {name: split for name, split in _target_pool(cfg, acfg)}
     video_paths: dict[str, Path] = {}
     timings: dict[str, Any] = {}
@@ -280,7 +297,8 @@ def _mixed_training_split(
         video_paths.update(source.video_paths)
         timings.update(source.timings)
     used = set(table.video_ids.tolist())
-    split = DomainSplit(table, source_labelmap, {v: timings[v] for v in used}, {v: video_paths[v] for v in used})
+    split = DomainSplit(table, source_labelmap, {v: timings[v] for v in used}, {v: video_paths[v] for v in used},
+                        ignored=ignored)
     return make_keyframe_split(cfg, split, clip=clip_spec(cfg.model), train=True,
                                what=f"adapt round {round_index} training set")
 
@@ -330,7 +348,9 @@ def run_adaptation(cfg: Any, out_dir: Path, init: Path, origin: str) -> dict[str
                 shutil.copyfile(start_weights, tmp)
             round_metrics["trained"] = False
         else:
-            train = _mixed_training_split(cfg, acfg, pseudo, source_classes, r)
+            ignored = (read_ava_csv(round_dir / IGNORED_LABELS, "pseudo") if acfg.negatives == "confident"
+                       else None)
+            train = _mixed_training_split(cfg, acfg, pseudo, source_classes, r, ignored)
             round_cfg = replace(cfg, trainer=replace(cfg.trainer, max_epochs=acfg.epochs_per_round))
             job = DetectionJob(
                 f"adapt round {r}",
