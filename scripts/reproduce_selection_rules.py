@@ -149,10 +149,19 @@ def _f(x: Optional[float], digits: int = 2) -> str:
     return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
+def _share(rows: list[dict[str, Any]], outcome: str) -> Optional[float]:
+    """Mean over seeds of one outcome's share of the kept labels (`kept_label_breakdown`; runs before it: None)."""
+    xs = [b[outcome] / sum(b.values()) for b in (r.get("kept_label_breakdown") for r in rows)
+          if b and sum(b.values())]
+    return sum(xs) / len(xs) if xs else None
+
+
 def round_table(adapts: list[dict[str, Any]], title: str) -> list[str]:
-    """Per setting and round, means over seeds: kept fraction, precision vs majority, class coverage."""
+    """Per setting and round, means over seeds: kept fraction, precision vs majority, class coverage, and where
+    the labels go wrong (a second action left unnamed, a box with no action)."""
     lines = [title, "", "| setting | round | seeds | kept fraction | precision | majority | classes kept | "
-             "largest share | truth-class coverage |", "|---|---|---|---|---|---|---|---|---|"]
+             "largest share | truth-class coverage | true, 2nd action unnamed | on no-action boxes |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in adapts:
         groups.setdefault(r["_setting"], []).append(r)
@@ -163,7 +172,8 @@ def round_table(adapts: list[dict[str, Any]], title: str) -> list[str]:
             lines.append(f"| {setting} | {i + 1} | {len(rows)} | {_f(_avg(rows, 'kept_fraction'))} | "
                          f"{_f(_avg(rows, 'pseudo_label_precision'))} | {_f(_avg(rows, 'majority_class_frequency'))} | "
                          f"{_f(_avg(rows, 'kept_classes'), 1)} of {_f(_avg(rows, 'truth_classes'), 1)} | "
-                         f"{_f(_avg(rows, 'largest_class_share'))} | {_f(_avg(rows, 'kept_truth_class_coverage'))} |")
+                         f"{_f(_avg(rows, 'largest_class_share'))} | {_f(_avg(rows, 'kept_truth_class_coverage'))} | "
+                         f"{_f(_share(rows, 'true_other_action_unlabelled'))} | {_f(_share(rows, 'no_action_box'))} |")
     return lines + [""]
 
 
@@ -254,7 +264,9 @@ def build_report(plan: dict[str, Any], rec: dict[int, list[dict[str, Any]]], tab
     if choose_adapts:
         lines += [""] + round_table(choose_adapts, f"## Pseudo labels per round (world {cw}, the choose phase, means "
                                                    "over seeds)")
-    lines += ["![selection rules](selection_rules.png)", "", *provenance_lines(rec[cw] + rec[rw], note)]
+    lines += ["The last two columns come from each round's `kept_label_breakdown` (runs made before it show —; "
+              "`results/pseudo_label_errors.md` sorts those runs' labels from their run directories).", "",
+              "![selection rules](selection_rules.png)", "", *provenance_lines(rec[cw] + rec[rw], note)]
     with atomic_write(out) as handle:
         handle.write("\n".join(lines))
     draw_figure(figure, adapts, out.with_suffix(".png"), choose_adapts, cw, rw)
