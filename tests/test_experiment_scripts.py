@@ -161,3 +161,22 @@ def test_table5_dry_run_and_report_from_the_committed_records(tmp_path: Path) ->
     assert "## Plan version 1 (superseded)" in text and "**Plan version 2.**" in text
     assert (tmp_path / "label_fraction.md").exists()
     assert (tmp_path / "label_fraction.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_pseudo_label_analysis_groups_a_boxes_rows(tmp_path: Path) -> None:
+    from seal_transfer.data.formats.ava import AvaTable, write_ava_csv
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        analysis = importlib.import_module("analyse_pseudo_labels")
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    a, b, c = [0.1, 0.1, 0.4, 0.9], [0.5, 0.1, 0.9, 0.9], [0.2, 0.2, 0.3, 0.3]
+    pseudo = AvaTable.from_columns(["v"] * 4, [902] * 4, [a, b, b, c], [1, 2, 3, 1], person_ids=[0, 1, 1, 2],
+                                   scores=[0.9, 0.8, 0.7, 0.6])
+    write_ava_csv(tmp_path / "pseudo_labels.csv", pseudo, "pseudo")
+    truth = AvaTable.from_columns(["v"] * 3, [902] * 3, [a, a, b], [1, 2, 2], person_ids=[0, 0, 1])
+    out = analysis.round_breakdown(tmp_path / "pseudo_labels.csv", truth)
+    # box a: walks (labelled) and waves (unnamed); box b: two rows, one true sole action, one wrong; box c: no truth
+    assert out == {"true_only_action": 1, "true_other_action_unlabelled": 1, "true_all_labelled": 0,
+                   "no_action_box": 1, "wrong_class": 1}

@@ -96,3 +96,12 @@ def test_masked_loss_ignores_what_the_mask_leaves_out() -> None:
 def test_config_refuses_bad_negatives(field, value, match) -> None:
     with pytest.raises(UserError, match=match):
         AdaptConfig(**{field: value}).validate()
+
+
+def test_a_round_labelled_without_the_record_refuses_in_one_line(tmp_path) -> None:
+    from seal_transfer.pseudo.rounds import _ignored_labels
+
+    round_dir = tmp_path / "round_1"
+    round_dir.mkdir()
+    with pytest.raises(UserError, match="round_1/ignored_labels.csv: missing.*force=true"):
+        _ignored_labels(round_dir)

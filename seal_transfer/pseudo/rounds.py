@@ -266,6 +266,15 @@ def require_hidden_truth(cfg: Any) -> None:
             )
 
 
+def _ignored_labels(round_dir: Path) -> AvaTable:
+    """The round's left-out (box, class) pairs; a round labelled under adapt.negatives=all has none to read."""
+    path = round_dir / IGNORED_LABELS
+    if not path.is_file():
+        raise UserError(f"{path}: missing; round {round_dir.name} was pseudo-labelled with adapt.negatives=all, so "
+                        "its uncertain classes were not recorded (rerun the stage with force=true)")
+    return read_ava_csv(path, "pseudo")
+
+
 def _mixed_training_split(
     cfg: Any, acfg: AdaptConfig, pseudo: AvaTable, source_labelmap: LabelMap, round_index: int,
     ignored: Optional[AvaTable] = None,
@@ -348,9 +357,11 @@ def run_adaptation(cfg: Any, out_dir: Path, init: Path, origin: str) -> dict[str
                 shutil.copyfile(start_weights, tmp)
             round_metrics["trained"] = False
         else:
-            ignored = (read_ava_csv(round_dir / IGNORED_LABELS, "pseudo") if acfg.negatives == "confident"
-                       else None)
-            train = _mixed_training_split(cfg, acfg, pseudo, source_classes, r, ignored)
+            ignored = _ignored_labels(round_dir) if acfg.negatives == "confident" else None
+            try:
+                train = _mixed_training_split(cfg, acfg, pseudo, source_classes, r, ignored)
+            except ValueError as err:  # only a hand-edited ignored_labels.csv can disagree with the labels
+                raise UserError(f"{round_dir / IGNORED_LABELS}: {err}") from None
             round_cfg = replace(cfg, trainer=replace(cfg.trainer, max_epochs=acfg.epochs_per_round))
             job = DetectionJob(
                 f"adapt round {r}",
