@@ -41,11 +41,14 @@ from seal_transfer.experiment import (
     Runner,
     by_seed,
     describe_interval,
+    in_shard,
     load_records,
     mean_std,
     paired_difference,
+    parse_shard,
     planned_runs,
     provenance_lines,
+    shared_upstream_ready,
     verdict,
     verdict_phrase,
 )
@@ -394,6 +397,9 @@ def main() -> None:
     ap.add_argument("--table5-records", default="results/runs/table5")
     ap.add_argument("--out", default="results/selection_rules.md")
     ap.add_argument("--budget-min", type=float, default=None, help="start no new run after this many minutes")
+    ap.add_argument("--shard", default=None, metavar="I/N",
+                    help="run only shard I of N (0-based): two queues side by side, e.g. 0/2 and 1/2, never run the "
+                         "same adapt; the SEAL pretrains must exist (they are Table 5's on the report world)")
     ap.add_argument("--report-only", action="store_true")
     ap.add_argument("--dry-run", action="store_true",
                     help="list every planned run (and its upstream) as 'reuse' (a matching record) or 'run'")
@@ -428,8 +434,16 @@ def main() -> None:
         # The report world's order depends on the choice, so it is planned only after the choose phase has run.
         phases = (lambda: choose_jobs(plan, choose_plan),
                   lambda: report_jobs(plan, report_plan, choose(plan, load_records(choose_records))))
+        shard = parse_shard(args.shard)
         for phase in phases:
-            if not all(runners[rule_plan.world].ensure(job) is not None for rule_plan, job in phase()):
+            todo = [(runners[p.world], job) for p, job in phase() if in_shard(job, shard)]
+            if shard is not None:
+                waiting = [job.name for runner, job in todo if not shared_upstream_ready(runner, job)]
+                if waiting:
+                    print(f"shard {args.shard}: skipping {len(waiting)} runs whose SEAL pretrain does not exist yet "
+                          f"(first: {waiting[0]}); run without --shard once to make it")
+                todo = [(runner, job) for runner, job in todo if job.name not in set(waiting)]
+            if not all(runner.ensure(job) is not None for runner, job in todo):
                 print("time budget reached; the next invocation continues from the records")
                 break
         ran = sum(len(r.ran) for r in runners.values())

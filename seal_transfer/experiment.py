@@ -340,6 +340,48 @@ def run_jobs(runner: Runner, jobs: Iterable[Job], started: float, names: Optiona
             f"({platform.processor() or platform.machine()}); code commit {runner.commit}.")
 
 
+def parse_shard(text: Optional[str]) -> Optional[tuple[int, int]]:
+    """'I/N' (0 <= I < N) -> (I, N); None -> None. Bad text: SystemExit with one line."""
+    if text is None:
+        return None
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise SystemExit(f"--shard: expected I/N such as 0/2, got {text!r}") from None
+    if not 0 <= i < n:
+        raise SystemExit(f"--shard: need 0 <= I < N, got {text!r}")
+    return i, n
+
+
+def shard_key(job: Job) -> str:
+    """What a shard owns: the adapt run in the job's chain (with every finetune built on it), else the job itself.
+    Two shards therefore never run the same adapt or finetune; the pretrains they share must exist beforehand."""
+    chain = [job]
+    while chain[-1].upstream:
+        chain.append(chain[-1].upstream[0])
+    return next((j.name for j in chain if j.stage == "adapt"), job.name)
+
+
+def in_shard(job: Job, shard: Optional[tuple[int, int]]) -> bool:
+    """Whether this invocation's shard (`--shard I/N`) runs `job`: a stable hash of its `shard_key`, mod N."""
+    if shard is None:
+        return True
+    import zlib
+
+    return zlib.crc32(shard_key(job).encode("utf-8")) % shard[1] == shard[0]
+
+
+def shared_upstream_ready(runner: Runner, job: Job) -> bool:
+    """Every pretrain in the job's chain has its record and weights: the condition for running it in a shard
+    (a missing pretrain would be run by every shard that needs it, into one folder)."""
+    up = job.upstream[0] if job.upstream else None
+    while up is not None:
+        if up.stage == "pretrain" and (runner.record_of(up) is None or not up.weights.exists()):
+            return False
+        up = up.upstream[0] if up.upstream else None
+    return True
+
+
 def planned_runs(planned: Iterable[tuple[Runner, Job]], root: Path, labels: Optional[dict[int, str]] = None
                  ) -> list[str]:
     """A dry run: every planned job and its upstream, each once and in the order they would run, marked 'reuse'

@@ -180,3 +180,43 @@ def test_pseudo_label_analysis_groups_a_boxes_rows(tmp_path: Path) -> None:
     # box a: walks (labelled) and waves (unnamed); box b: two rows, one true sole action, one wrong; box c: no truth
     assert out == {"true_only_action": 1, "true_other_action_unlabelled": 1, "true_all_labelled": 0,
                    "no_action_box": 1, "wrong_class": 1}
+
+
+def test_shards_split_the_report_world_by_adapt_run(rules_script, tmp_path: Path) -> None:
+    import yaml
+
+    from seal_transfer.experiment import in_shard, parse_shard, shard_key
+
+    plan = yaml.safe_load((ROOT / "configs/experiments/selection_rules.yaml").read_text())
+    table5 = yaml.safe_load((ROOT / "configs/experiments/table5.yaml").read_text())
+    report = rules_script.RulePlan(plan, table5, 0, tmp_path / "w0", tmp_path / "t5", tmp_path / "t5rec")
+    chosen = {rule: {"done": True, "value": spec["values"][0]} for rule, spec in plan["rules"].items()}
+    jobs = [job for _, job in rules_script.report_jobs(plan, report, chosen)]
+    shards = [[j for j in jobs if in_shard(j, (i, 2))] for i in range(2)]
+    assert sorted(j.name for s in shards for j in s) == sorted(j.name for j in jobs)  # a partition
+    assert all(shards) and not {j.name for j in shards[0]} & {j.name for j in shards[1]}
+    owners = {}
+    for i, shard in enumerate(shards):  # every finetune of one adapt (0.25 and 1.0) lands in the same shard
+        for job in shard:
+            assert owners.setdefault(shard_key(job), i) == i
+    assert shard_key(jobs[0]) == jobs[0].upstream[0].name and jobs[0].upstream[0].stage == "adapt"
+    assert parse_shard(None) is None and parse_shard("1/2") == (1, 2)
+    for bad in ("2/2", "x", "1-2"):
+        with pytest.raises(SystemExit, match="--shard"):
+            parse_shard(bad)
+
+
+def test_a_shard_waits_for_a_missing_pretrain(tmp_path: Path) -> None:
+    from seal_transfer.experiment import Job, Runner, shared_upstream_ready, write_record
+
+    runner = Runner(ROOT, "x", [], [], tmp_path / "records", tmp_path / "runs")
+    pretrain = Job("pretrain_seal__s0", "pretrain", [], tmp_path / "runs" / "p")
+    adapt = Job("adapt__s0", "adapt", [], tmp_path / "runs" / "a", upstream=[pretrain])
+    finetune = Job("finetune__s0", "finetune", [], tmp_path / "runs" / "f", upstream=[adapt])
+    assert not shared_upstream_ready(runner, finetune)  # no record, no weights
+    write_record(tmp_path / "records" / "pretrain_seal__s0.json", experiment="x", name=pretrain.name,
+                 config_hash=runner.job_hash(pretrain), commit="c", wall_time_s=1.0, fields={})
+    assert not shared_upstream_ready(runner, finetune)  # a record, but its weights are gone
+    pretrain.weights.parent.mkdir(parents=True)
+    pretrain.weights.write_bytes(b"w")
+    assert shared_upstream_ready(runner, finetune) and shared_upstream_ready(runner, adapt)
