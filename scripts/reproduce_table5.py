@@ -340,17 +340,29 @@ def sweep_lines(records: list[dict[str, Any]], sweep: dict[str, Any], seeds: lis
     ft = [r for r in records if r.get("kind") == "finetune" and r.get("row") == "seal_adapt"
           and r.get("fraction") == fraction and r.get("plan_version") == version]
     ref = {k: 100 * v for k, v in by_seed(records, "mAP", kind="finetune", row="seal", fraction=fraction).items()}
+    paper_lambda = float(sweep.get("paper_value", 0.3))
     lines = [f"## λ_c sweep at label fraction {fraction:g} (paper rule, plan version {version})", "",
-             "| λ_c | frame-mAP (%) mean ± std | seeds | paired Δ vs SEAL [95% CI] | last-round kept | precision | "
-             "classes kept | largest share |", "|---|---|---|---|---|---|---|---|"]
+             *([f"**Question.** {sweep['question']}", ""] if sweep.get("question") else []),
+             f"| λ_c | frame-mAP (%) mean ± std | seeds | paired Δ vs SEAL [95% CI] | paired Δ vs λ_c {paper_lambda:g} "
+             "[95% CI] | last-round kept | precision | classes kept | largest share |",
+             "|---|---|---|---|---|---|---|---|---|"]
     adapts = {(r["lambda_c"], r["seed"]): r for r in records
               if r.get("kind") == "adapt" and r.get("labels") == "rule" and r.get("plan_version") == version}
+    per_lambda = {float(lam): {int(r["seed"]): 100 * float(r["mAP"]) for r in ft if r.get("lambda_c") == float(lam)}
+                  for lam in sweep["values"]}
+    answers = []
     for lam in sweep["values"]:
-        v = {int(r["seed"]): 100 * float(r["mAP"]) for r in ft if r.get("lambda_c") == float(lam)}
+        v = per_lambda[float(lam)]
+        vs_paper = ("—" if float(lam) == paper_lambda
+                    else describe_interval(paired_difference(v, per_lambda.get(paper_lambda, {}))))
+        if float(lam) != paper_lambda and v:
+            d = paired_difference(v, per_lambda.get(paper_lambda, {}))
+            if d["n"] >= 2:
+                answers.append(f"- λ_c {lam:g} − λ_c {paper_lambda:g}: {verdict_phrase(d)} ({describe_interval(d)}).")
         last = [adapts[(float(lam), s)]["rounds"][-1] for s in seeds if (float(lam), s) in adapts
                 and adapts[(float(lam), s)]["rounds"]]
         if not v:
-            lines.append(f"| {lam:g} | (not run yet) | 0 | — | — | — | — | — |")
+            lines.append(f"| {lam:g} | (not run yet) | 0 | — | — | — | — | — | — |")
             continue
         m, s = mean_std(list(v.values()))
 
@@ -359,9 +371,9 @@ def sweep_lines(records: list[dict[str, Any]], sweep: dict[str, Any], seeds: lis
             return f"{sum(xs) / len(xs):.2f}" if xs else "—"
 
         lines.append(f"| {lam:g} | {m:.2f} ± {s:.2f} | {len(v)} | {describe_interval(paired_difference(v, ref))} | "
-                     f"{avg('kept_fraction')} | {avg('pseudo_label_precision')} | {avg('kept_classes')} | "
-                     f"{avg('largest_class_share')} |")
-    return lines + [""]
+                     f"{vs_paper} | {avg('kept_fraction')} | {avg('pseudo_label_precision')} | "
+                     f"{avg('kept_classes')} | {avg('largest_class_share')} |")
+    return lines + ([""] + answers if answers else []) + [""]
 
 
 def rounds_lines(adapts: list[dict[str, Any]]) -> list[str]:
