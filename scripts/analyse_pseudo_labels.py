@@ -7,7 +7,7 @@ box with no source action at all; or a class the box does not do. Runs made from
 breakdown in each round's `stats.json` (`kept_label_breakdown`); this script covers the runs made before, from
 their run directories, so it works only where those directories still exist.
 
-    python scripts/analyse_pseudo_labels.py                     # Table 5 (world 0) + the choose world (world 1)
+    python scripts/analyse_pseudo_labels.py    # Table 5 (world 0) + the choose world (world 1): .md and .png
     python scripts/analyse_pseudo_labels.py --out /tmp/x.md
 """
 
@@ -82,6 +82,36 @@ def table(title: str, found: dict[tuple[str, int], list[dict[str, int]]]) -> lis
     return lines + [""]
 
 
+def draw_figure(sections: list[tuple[str, dict[tuple[str, int], list[dict[str, int]]]]], out_png: Path) -> None:
+    """One panel per world: a stacked bar per (setting, round) of the mean share of each outcome."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from seal_transfer.report.plots import save_figure
+
+    shown = [(title, found) for title, found in sections if found]
+    heights = [max(2.0, 0.28 * len(found) + 1.0) for _, found in shown]
+    fig, axes = plt.subplots(len(shown), 1, figsize=(9, sum(heights)), squeeze=False,
+                             gridspec_kw={"height_ratios": heights})
+    colours = ("#2e7d32", "#81c784", "#1565c0", "#ffb300", "#c62828")
+    for ax, (title, found) in zip(axes[:, 0], shown):
+        keys = sorted(found)
+        left = np.zeros(len(keys))
+        for outcome, colour in zip(LABEL_OUTCOMES, colours):
+            share = np.array([np.mean([b[outcome] / max(sum(b.values()), 1) for b in found[k]]) for k in keys])
+            ax.barh(range(len(keys)), share, left=left, color=colour, label=OUTCOME_HEADERS[outcome])
+            left += share
+        ax.set_yticks(range(len(keys)), [f"{setting} · round {rnd}" for setting, rnd in keys], fontsize=7)
+        ax.invert_yaxis()
+        ax.set(xlim=(0, 1), xlabel="share of kept (box, class) labels", title=f"SYNTHETIC: {title}")
+    axes[0, 0].legend(fontsize=7, ncol=3, loc="lower center", bbox_to_anchor=(0.5, 1.08))
+    fig.tight_layout()
+    save_figure(fig, out_png)
+    plt.close(fig)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--table5-runs", default="runs/table5/w0", help="Table 5's run directories (world 0)")
@@ -108,7 +138,8 @@ def main() -> None:
                          world_truth(cache, 1, args.preset), choose_setting))]
     if not any(found for _, found in sections):
         raise SystemExit(f"no adapt run directories under {args.table5_runs} or {args.choose_runs}")
-    lines = ["# Where the pseudo labels go wrong (SYNTHETIC worlds)", "",
+    out = ROOT / args.out
+    lines = ["# Where the pseudo labels go wrong (SYNTHETIC worlds)", "", f"![pseudo-label errors]({out.stem}.png)", "",
              "Written by `python scripts/analyse_pseudo_labels.py` from the adapt run directories that existed when it "
              "ran (run directories are not committed; runs from commit 'kept_label_breakdown' on carry the same "
              "numbers in their records). Every kept (box, class) label is one of: true and the box's only source "
@@ -117,8 +148,9 @@ def main() -> None:
              "three add up to the pseudo-label precision.", ""]
     for title, found in sections:
         lines += table(title, found) if found else [f"## {title}", "", "(no run directories found)", ""]
-    with atomic_write(ROOT / args.out) as handle:
+    with atomic_write(out) as handle:
         handle.write("\n".join(lines))
+    draw_figure(sections, out.with_suffix(".png"))
     print(f"wrote {args.out}")
 
 
