@@ -438,11 +438,12 @@ def main() -> None:
         for phase in phases:
             todo = [(runners[p.world], job) for p, job in phase() if in_shard(job, shard)]
             if shard is not None:
-                waiting = [job.name for runner, job in todo if not shared_upstream_ready(runner, job)]
-                if waiting:
-                    print(f"shard {args.shard}: skipping {len(waiting)} runs whose SEAL pretrain does not exist yet "
-                          f"(first: {waiting[0]}); run without --shard once to make it")
-                todo = [(runner, job) for runner, job in todo if job.name not in set(waiting)]
+                ready = [(runner, job) for runner, job in todo if shared_upstream_ready(runner, job)]
+                if len(ready) < len(todo):
+                    first = next(job.name for runner, job in todo if (runner, job) not in ready)
+                    print(f"shard {args.shard}: skipping {len(todo) - len(ready)} runs whose SEAL pretrain does not "
+                          f"exist yet (first: {first}); run without --shard once to make it")
+                todo = ready
             if not all(runner.ensure(job) is not None for runner, job in todo):
                 print("time budget reached; the next invocation continues from the records")
                 break

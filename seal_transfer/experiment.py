@@ -353,13 +353,18 @@ def parse_shard(text: Optional[str]) -> Optional[tuple[int, int]]:
     return i, n
 
 
-def shard_key(job: Job) -> str:
-    """What a shard owns: the adapt run in the job's chain (with every finetune built on it), else the job itself.
-    Two shards therefore never run the same adapt or finetune; the pretrains they share must exist beforehand."""
+def _chain(job: Job) -> list[Job]:
+    """The job and its first-upstream ancestors (finetune -> adapt -> pretrain), nearest first."""
     chain = [job]
     while chain[-1].upstream:
         chain.append(chain[-1].upstream[0])
-    return next((j.name for j in chain if j.stage == "adapt"), job.name)
+    return chain
+
+
+def shard_key(job: Job) -> str:
+    """What a shard owns: the adapt run in the job's chain (with every finetune built on it), else the job itself.
+    Two shards therefore never run the same adapt or finetune; the pretrains they share must exist beforehand."""
+    return next((j.name for j in _chain(job) if j.stage == "adapt"), job.name)
 
 
 def in_shard(job: Job, shard: Optional[tuple[int, int]]) -> bool:
@@ -374,12 +379,8 @@ def in_shard(job: Job, shard: Optional[tuple[int, int]]) -> bool:
 def shared_upstream_ready(runner: Runner, job: Job) -> bool:
     """Every pretrain in the job's chain has its record and weights: the condition for running it in a shard
     (a missing pretrain would be run by every shard that needs it, into one folder)."""
-    up = job.upstream[0] if job.upstream else None
-    while up is not None:
-        if up.stage == "pretrain" and (runner.record_of(up) is None or not up.weights.exists()):
-            return False
-        up = up.upstream[0] if up.upstream else None
-    return True
+    return all(runner.record_of(up) is not None and up.weights.exists()
+               for up in _chain(job)[1:] if up.stage == "pretrain")
 
 
 def planned_runs(planned: Iterable[tuple[Runner, Job]], root: Path, labels: Optional[dict[int, str]] = None

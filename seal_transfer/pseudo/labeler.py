@@ -242,6 +242,7 @@ def truth_stats(
 
 LABEL_OUTCOMES = ("true_only_action", "true_other_action_unlabelled", "true_all_labelled", "no_action_box",
                   "wrong_class")
+TRUE_OUTCOMES = LABEL_OUTCOMES[:3]  # the outcomes that count as a correct label (the precision's numerator)
 
 
 def label_error_breakdown(kept: Sequence[set[int]], truths: Sequence[set[int]]) -> dict[str, int]:
@@ -309,7 +310,7 @@ def selection_stats(
     kept_sets = [{int(ids[c]) for c in np.flatnonzero(labels[row])} for row in np.flatnonzero(keep)]
     breakdown = label_error_breakdown(kept_sets, [truths[row] for row in np.flatnonzero(keep)])
     total = sum(breakdown.values())
-    hits = breakdown["true_only_action"] + breakdown["true_other_action_unlabelled"] + breakdown["true_all_labelled"]
+    hits = sum(breakdown[k] for k in TRUE_OUTCOMES)
     stats["kept_label_breakdown"] = breakdown
     stats["pseudo_label_precision"] = hits / total if total else None
     if total:
