@@ -16,6 +16,12 @@ frequency and class coverage, and checks the plan's success criterion.
     python scripts/reproduce_selection_rules.py                    # run what is missing (choose phase first)
     python scripts/reproduce_selection_rules.py --budget-min 120   # start no new run after 2 hours
     python scripts/reproduce_selection_rules.py --report-only
+
+On a fresh machine (run directories gone, records kept) two queues side by side first rebuild the shared SEAL
+pretrains, then the runs:
+
+    python scripts/reproduce_selection_rules.py --upstream-only --shard 0/2 &   # and 1/2 beside it; wait
+    python scripts/reproduce_selection_rules.py --shard 0/2 &                   # and 1/2 beside it
 """
 
 from __future__ import annotations
@@ -400,6 +406,9 @@ def main() -> None:
     ap.add_argument("--shard", default=None, metavar="I/N",
                     help="run only shard I of N (0-based): two queues side by side, e.g. 0/2 and 1/2, never run the "
                          "same adapt; the SEAL pretrains must exist (they are Table 5's on the report world)")
+    ap.add_argument("--upstream-only", action="store_true",
+                    help="only (re)build the report world's shared SEAL pretrains, weights included (with --shard: "
+                         "this shard's share of them), so that sharded queues can start")
     ap.add_argument("--report-only", action="store_true")
     ap.add_argument("--dry-run", action="store_true",
                     help="list every planned run (and its upstream) as 'reuse' (a matching record) or 'run'")
@@ -431,6 +440,16 @@ def main() -> None:
             labels = {id(r): f"w{w}" for w, r in runners.items()}
             print("\n".join(planned_runs([(runners[p.world], job) for p, job in planned], ROOT, labels)))
             return
+        shard = parse_shard(args.shard)
+        if args.upstream_only:
+            # Dealt out by position, not by name hash: five pretrains over two shards split 3/2, not 4/1.
+            seeds = plan["report"]["seeds"][shard[0]::shard[1]] if shard else plan["report"]["seeds"]
+            for seed in seeds:
+                if runners[rw].ensure(report_plan.pretrain(seed), need_weights=True) is None:
+                    print("time budget reached before the pretrains were built")
+                    break
+            print(f"pretrains: {len(runners[rw].ran)} built, {len(runners[rw].reused)} already there")
+            return
         # The report world's order depends on the choice, so it is planned only after the choose phase has run.
         phases = (lambda: choose_jobs(plan, choose_plan),
                   lambda: report_jobs(plan, report_plan, choose(plan, load_records(choose_records))))
@@ -442,7 +461,7 @@ def main() -> None:
                 if len(ready) < len(todo):
                     first = next(job.name for runner, job in todo if (runner, job) not in ready)
                     print(f"shard {args.shard}: skipping {len(todo) - len(ready)} runs whose SEAL pretrain does not "
-                          f"exist yet (first: {first}); run without --shard once to make it")
+                          f"exist yet (first: {first}); build them first with --upstream-only")
                 todo = ready
             if not all(runner.ensure(job) is not None for runner, job in todo):
                 print("time budget reached; the next invocation continues from the records")
