@@ -394,6 +394,12 @@ def report_jobs(plan: dict[str, Any], report_plan: RulePlan, chosen: dict[str, d
     return jobs
 
 
+def upstream_seeds(seeds: list[int], shard: Optional[tuple[int, int]]) -> list[int]:
+    """The report seeds whose SEAL pretrain this shard (re)builds under --upstream-only: dealt out by position, not
+    by name hash, so five pretrains over two shards split 3/2 rather than however the hash falls."""
+    return list(seeds) if shard is None else list(seeds)[shard[0]::shard[1]]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--plan", default="configs/experiments/selection_rules.yaml")
@@ -442,9 +448,7 @@ def main() -> None:
             return
         shard = parse_shard(args.shard)
         if args.upstream_only:
-            # Dealt out by position, not by name hash: five pretrains over two shards split 3/2, not 4/1.
-            seeds = plan["report"]["seeds"][shard[0]::shard[1]] if shard else plan["report"]["seeds"]
-            for seed in seeds:
+            for seed in upstream_seeds(plan["report"]["seeds"], shard):
                 if runners[rw].ensure(report_plan.pretrain(seed), need_weights=True) is None:
                     print("time budget reached before the pretrains were built")
                     break

@@ -206,6 +206,17 @@ def test_shards_split_the_report_world_by_adapt_run(rules_script, tmp_path: Path
             parse_shard(bad)
 
 
+def test_upstream_only_deals_the_pretrains_out_over_shards(rules_script, tmp_path: Path) -> None:
+    seeds = [0, 1, 2, 3, 4]
+    parts = [rules_script.upstream_seeds(seeds, (i, 2)) for i in range(2)]
+    assert sorted(parts[0] + parts[1]) == seeds and [len(p) for p in parts] == [3, 2]
+    assert rules_script.upstream_seeds(seeds, None) == seeds
+    # Records match but the weights are not in this run root, so each pretrain would be rebuilt: with no time
+    # left the command stops before any run and writes nothing.
+    out = _run("--upstream-only", "--shard", "1/2", "--budget-min", "1e-9", "--run-root", str(tmp_path / "runs"))
+    assert "time budget reached before the pretrains were built" in out and not (tmp_path / "runs").exists()
+
+
 def test_a_shard_waits_for_a_missing_pretrain(tmp_path: Path) -> None:
     from seal_transfer.experiment import Job, Runner, shared_upstream_ready, write_record
 
