@@ -45,6 +45,31 @@ def test_index_masks_exactly_the_ignored_pairs() -> None:
     assert kept.label_mask.tolist() == index.label_mask.tolist()
 
 
+def test_index_mask_matches_a_row_by_row_lookup_on_many_keyframes() -> None:
+    """Boxes that share coordinates across videos, times and persons: each ignored row lands on its own box only."""
+    rng = np.random.default_rng(0)
+    coords = [[0.1, 0.1, 0.4, 0.9], [0.5, 0.1, 0.9, 0.9], [0.2, 0.3, 0.6, 0.8]]
+    boxes = [(v, t, p, c) for v in ("a", "b") for t in (902, 903, 905) for p in (0, 1) for c in range(3)
+             if rng.random() < 0.7]
+    actions = rng.integers(1, 4, len(boxes))
+    table = AvaTable.from_columns([b[0] for b in boxes], [b[1] for b in boxes], [coords[b[3]] for b in boxes],
+                                  actions.tolist(), person_ids=[b[2] for b in boxes])
+    free = [(b, a) for b, own in zip(boxes, actions) for a in (1, 2, 3) if a != own]
+    chosen = [free[i] for i in rng.choice(len(free), size=len(free) // 2, replace=False)]
+    ignored = AvaTable.from_columns([b[0] for b, _ in chosen], [b[1] for b, _ in chosen],
+                                    [coords[b[3]] for b, _ in chosen], [a for _, a in chosen],
+                                    person_ids=[b[2] for b, _ in chosen])
+    index = build_keyframe_index(table, LABELS, ignored=ignored)
+    where = {}
+    for k, (video, t) in enumerate(zip(index.video_ids, index.timestamps)):
+        for i in range(index.box_start[k], index.box_start[k + 1]):
+            where[(video, float(t), int(index.person_ids[i]), tuple(np.round(index.boxes[i], 4).tolist()))] = i
+    expected = np.ones_like(index.labels)
+    for b, a in chosen:
+        expected[where[(b[0], float(b[1]), b[2], tuple(np.round(np.float32(coords[b[3]]), 4).tolist()))], a - 1] = 0
+    assert len(chosen) > 10 and np.array_equal(index.label_mask, expected)
+
+
 @pytest.mark.parametrize("row", [([0.6, 0.6, 0.7, 0.7], 2, 0),  # no such box
                                  (BOX_A, 1, 0),  # the box's own pseudo label cannot also be ignored
                                  (BOX_A, 9, 0)])  # a class outside the label map
