@@ -214,7 +214,11 @@ class Runner:
 
     `configs` are the YAML files every command takes; their text is part of every hash. A job whose record
     matches is not rerun even if its run directory is gone — unless a later job needs its weights, in which case
-    it is rerun in place (same hash, so the record stays).
+    it is rerun in place. Such a rebuild keeps the record (the rows already built on the first run stay described
+    by it) and appends what the rebuild measured under `rebuilds`: CPU training is reproducible only for the same
+    torch build and thread count, so a rebuilt pretrain can differ. Every record names the weights it was built on
+    (`upstream_weights`, a digest per upstream job), so a row built on a rebuild can be told from one built on the
+    original (`built_on_rebuild`).
     """
 
     def __init__(self, root: Path, experiment: str, configs: Sequence[str], common: Sequence[str],
@@ -257,7 +261,7 @@ class Runner:
 
     def ensure(self, job: Job, need_weights: bool = False) -> Optional[dict[str, Any]]:
         """The job's record, running it (and its upstream) if needed; None if the time budget ran out first."""
-        record = self.record_of(job)
+        record = previous = self.record_of(job)
         if record is not None and not (need_weights and not job.weights.exists()):
             if job.name not in self.reused:
                 self.reused.append(job.name)
@@ -293,14 +297,54 @@ class Runner:
         conditions = {"load_average_before": round(load_before, 2), "load_average_after": round(os.getloadavg()[0], 2),
                       "cpu_count": os.cpu_count(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
                       "cpu_seconds": round(cpu, 1), "cpu_per_wall": round(cpu / wall, 2) if wall > 0 else None}
+        measured = job.extract(job.out_dir) if job.extract else {}
+        digests = {"weights_sha256": weights_digest(job.weights),
+                   "upstream_weights": {up.name: weights_digest(up.weights) for up in job.upstream}}
         fields = {**job.fields, "stage": job.stage, "command": shown.replace(str(self.root) + "/", ""),
-                  "conditions": conditions,
-                  **(job.extract(job.out_dir) if job.extract else {})}
+                  "conditions": conditions, **measured, **digests}
         self.ran.append(job.name)
+        if previous is not None:
+            return self._note_rebuild(job, previous, measured, digests, commit, wall, conditions)
         experiment = self.experiment if job.records_dir is None else job.records_dir.name
         return write_record(record_path(job.records_dir or self.records_dir, job.name), experiment=experiment,
                             name=job.name, config_hash=self.job_hash(job), commit=commit, wall_time_s=wall,
                             fields={**fields, "stage_wall_time_s": stage_wall})
+
+
+    def _note_rebuild(self, job: Job, previous: dict[str, Any], measured: dict[str, Any], digests: dict[str, Any],
+                      commit: str, wall: float, conditions: dict[str, Any]) -> dict[str, Any]:
+        """Keep `previous` and append this rebuild's measurements to its `rebuilds`; say so when they differ."""
+        same = all(previous.get(k) == v for k, v in measured.items())
+        rebuild = {"commit": commit, "wall_time_s": round(wall, 1), "conditions": conditions, **digests,
+                   "metrics_match": same, "metrics": measured}
+        record = {**previous, "rebuilds": [*previous.get("rebuilds", []), rebuild]}
+        write_json(record_path(job.records_dir or self.records_dir, job.name), record)
+        if not same:
+            diff = ", ".join(f"{k} {previous.get(k)!r} -> {v!r}" for k, v in measured.items()
+                             if previous.get(k) != v and not isinstance(v, (list, dict)))
+            what = diff or "per-round statistics differ"
+            print(f"  note: {job.name} rebuilt for its weights does not reproduce its record ({what}); the record "
+                  "is kept and the rebuild noted under 'rebuilds'", flush=True)
+        return record
+
+
+def weights_digest(path: Path) -> Optional[str]:
+    """The first 16 hex digits of the file's SHA-256 (None if absent): which weights a run was built on."""
+    if not path.exists():
+        return None
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def built_on_rebuild(record: dict[str, Any], upstream: Optional[dict[str, Any]]) -> bool:
+    """Whether `record` was built on a rebuild of `upstream` (its weights digest is one of upstream's rebuilds')."""
+    if upstream is None:
+        return False
+    used = (record.get("upstream_weights") or {}).get(upstream.get("name"))
+    return used is not None and used in {r.get("weights_sha256") for r in upstream.get("rebuilds", [])}
 
 
 def _children_cpu_seconds() -> float:

@@ -13,6 +13,7 @@ import pytest
 from seal_transfer.experiment import (
     Job,
     Runner,
+    built_on_rebuild,
     config_hash,
     load_records,
     matching_record,
@@ -24,7 +25,7 @@ from seal_transfer.experiment import (
 )
 
 FAKE_STAGE = '''
-import json, sys, time
+import json, os, sys, time
 from pathlib import Path
 spin = time.process_time() + 0.3  # CPU work the runner's record must count
 while time.process_time() < spin:
@@ -32,10 +33,11 @@ while time.process_time() < spin:
 args = dict(a.split("=", 1) for a in sys.argv[1:] if "=" in a)
 out = Path(args["run_dir"]) / "{stage}"
 out.mkdir(parents=True, exist_ok=True)
-(out / "model.pt").write_text("weights")
+drift = float(os.environ.get("FAKE_DRIFT", "0"))  # a rebuild on another torch build or thread count
+(out / "model.pt").write_text("weights" + str(drift))
 with open(Path(args["run_dir"]).parent / "calls.txt", "a") as f:
     f.write("{stage} " + args.get("lr", "?") + "\\n")
-(out / "metrics.json").write_text(json.dumps({{"mAP": float(args.get("lr", 0)), "wall_time_s": 0.1}}))
+(out / "metrics.json").write_text(json.dumps({{"mAP": float(args.get("lr", 0)) + drift, "wall_time_s": 0.1}}))
 '''
 
 
@@ -98,6 +100,34 @@ def test_a_record_whose_weights_are_gone_is_rerun_only_when_needed(project: Path
     assert fresh.ensure(pre) is not None and _calls(project) == ["pretrain 0.1"]  # the record suffices
     fresh.ensure(fine)  # finetune needs the weights: pretrain is rerun in place, then finetune
     assert _calls(project)[1:] == ["pretrain 0.1", "finetune 0.5"]
+
+
+def test_a_rebuild_that_does_not_reproduce_keeps_the_record_and_is_noted(project: Path, capsys,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    records = project / "results" / "runs" / "x"
+    pre, fine = _jobs(project, "0.1")
+    pre.extract = lambda d: {"mAP": json.loads((d / "metrics.json").read_text())["mAP"]}
+    Runner(project, "x", ["c.yaml"], [], records, project / "runs").ensure(fine)
+    original = json.loads(record_path(records, "pre").read_text())
+    first_fine = json.loads(record_path(records, "fine").read_text())
+    assert original["mAP"] == 0.1 and not built_on_rebuild(first_fine, original)
+    assert first_fine["upstream_weights"]["pre"] == original["weights_sha256"] is not None
+
+    pre.weights.unlink()  # a new session on another machine: the pretrain comes out slightly different
+    monkeypatch.setenv("FAKE_DRIFT", "0.01")
+    fresh = Runner(project, "x", ["c.yaml"], [], records, project / "runs")
+    rebuilt = fresh.ensure(pre, need_weights=True)
+    assert "does not reproduce its record (mAP 0.1 -> 0.11" in capsys.readouterr().out
+    assert rebuilt["mAP"] == 0.1 and rebuilt["weights_sha256"] == original["weights_sha256"]  # the record stays
+    (note,) = rebuilt["rebuilds"]
+    assert note["metrics_match"] is False and note["metrics"] == {"mAP": pytest.approx(0.11)}
+    assert note["weights_sha256"] != original["weights_sha256"]
+    assert json.loads(record_path(records, "pre").read_text()) == rebuilt
+
+    (project / "runs" / "fine" / "finetune" / "model.pt").unlink()
+    fine.args = ["lr=0.6"]  # a new downstream run, built on the rebuild
+    fresh = Runner(project, "x", ["c.yaml"], [], records, project / "runs")
+    assert built_on_rebuild(fresh.ensure(fine), rebuilt) and not built_on_rebuild(first_fine, rebuilt)
 
 
 def test_a_job_owned_by_another_experiment_keeps_its_record_there(project: Path) -> None:
