@@ -314,18 +314,23 @@ class Runner:
     def _note_rebuild(self, job: Job, previous: dict[str, Any], measured: dict[str, Any], digests: dict[str, Any],
                       commit: str, wall: float, conditions: dict[str, Any]) -> dict[str, Any]:
         """Keep `previous` and append this rebuild's measurements to its `rebuilds`; say so when they differ."""
-        same = all(previous.get(k) == v for k, v in measured.items())
+        same = all(previous.get(k) == v for k, v in measured.items() if not _is_timing(k))
         rebuild = {"commit": commit, "wall_time_s": round(wall, 1), "conditions": conditions, **digests,
                    "metrics_match": same, "metrics": measured}
         record = {**previous, "rebuilds": [*previous.get("rebuilds", []), rebuild]}
         write_json(record_path(job.records_dir or self.records_dir, job.name), record)
         if not same:
             diff = ", ".join(f"{k} {previous.get(k)!r} -> {v!r}" for k, v in measured.items()
-                             if previous.get(k) != v and not isinstance(v, (list, dict)))
+                             if previous.get(k) != v and not _is_timing(k) and not isinstance(v, (list, dict)))
             what = diff or "per-round statistics differ"
             print(f"  note: {job.name} rebuilt for its weights does not reproduce its record ({what}); the record "
                   "is kept and the rebuild noted under 'rebuilds'", flush=True)
         return record
+
+
+def _is_timing(key: str) -> bool:
+    """Timings (wall_time_s, train_samples_per_s) differ on every run; a rebuild reproduces when the rest agree."""
+    return key.endswith("_s") or "wall" in key
 
 
 def weights_digest(path: Path) -> Optional[str]:
@@ -340,11 +345,13 @@ def weights_digest(path: Path) -> Optional[str]:
 
 
 def built_on_rebuild(record: dict[str, Any], upstream: Optional[dict[str, Any]]) -> bool:
-    """Whether `record` was built on a rebuild of `upstream` (its weights digest is one of upstream's rebuilds')."""
+    """Whether `record` was built on a rebuild of `upstream` whose weights differ from the original run's (its
+    weights digest is one of upstream's rebuilds' and not the original's: a bit-exact rebuild does not count)."""
     if upstream is None:
         return False
     used = (record.get("upstream_weights") or {}).get(upstream.get("name"))
-    return used is not None and used in {r.get("weights_sha256") for r in upstream.get("rebuilds", [])}
+    return (used is not None and used != upstream.get("weights_sha256")
+            and used in {r.get("weights_sha256") for r in upstream.get("rebuilds", [])})
 
 
 def _children_cpu_seconds() -> float:

@@ -106,7 +106,7 @@ def test_a_rebuild_that_does_not_reproduce_keeps_the_record_and_is_noted(project
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     records = project / "results" / "runs" / "x"
     pre, fine = _jobs(project, "0.1")
-    pre.extract = lambda d: {"mAP": json.loads((d / "metrics.json").read_text())["mAP"]}
+    pre.extract = lambda d: {k: json.loads((d / "metrics.json").read_text())[k] for k in ("mAP", "wall_time_s")}
     Runner(project, "x", ["c.yaml"], [], records, project / "runs").ensure(fine)
     original = json.loads(record_path(records, "pre").read_text())
     first_fine = json.loads(record_path(records, "fine").read_text())
@@ -120,10 +120,19 @@ def test_a_rebuild_that_does_not_reproduce_keeps_the_record_and_is_noted(project
     assert "does not reproduce its record (mAP 0.1 -> 0.11" in capsys.readouterr().out
     assert rebuilt["mAP"] == 0.1 and rebuilt["weights_sha256"] == original["weights_sha256"]  # the record stays
     (note,) = rebuilt["rebuilds"]
-    assert note["metrics_match"] is False and note["metrics"] == {"mAP": pytest.approx(0.11)}
+    assert note["metrics_match"] is False and note["metrics"]["mAP"] == pytest.approx(0.11)
     assert note["weights_sha256"] != original["weights_sha256"]
     assert json.loads(record_path(records, "pre").read_text()) == rebuilt
 
+    monkeypatch.delenv("FAKE_DRIFT")  # a rebuild that reproduces (its timings aside) is noted as matching
+    pre.weights.unlink()
+    fresh = Runner(project, "x", ["c.yaml"], [], records, project / "runs")
+    assert fresh.ensure(pre, need_weights=True)["rebuilds"][-1]["metrics_match"] is True
+    assert "does not reproduce" not in capsys.readouterr().out
+    monkeypatch.setenv("FAKE_DRIFT", "0.01")
+    fresh = Runner(project, "x", ["c.yaml"], [], records, project / "runs")
+    pre.weights.unlink()
+    rebuilt = fresh.ensure(pre, need_weights=True)
     (project / "runs" / "fine" / "finetune" / "model.pt").unlink()
     fine.args = ["lr=0.6"]  # a new downstream run, built on the rebuild
     fresh = Runner(project, "x", ["c.yaml"], [], records, project / "runs")
