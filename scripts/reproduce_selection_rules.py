@@ -45,6 +45,7 @@ from reproduce_table5 import (  # the sibling script
 from seal_transfer.experiment import (
     Job,
     Runner,
+    built_on_rebuild,
     by_seed,
     describe_interval,
     in_shard,
@@ -186,6 +187,22 @@ def round_table(adapts: list[dict[str, Any]], title: str) -> list[str]:
     return lines + [""]
 
 
+def rebuilt_seeds(records: list[dict[str, Any]], table5: list[dict[str, Any]], rule: str, value: Any,
+                  fraction: float) -> list[int]:
+    """Seeds whose finetune for this setting was built on a rebuilt upstream (adapt or Table 5's SEAL pretrain)
+    whose weights differ from the run the baseline rows used, so its pairing with them is not exact."""
+    by_name = {r["name"]: r for r in [*records, *table5]}
+    out = []
+    for f in records:
+        if (f.get("kind"), f.get("rule"), f.get("value"), f.get("fraction")) != ("finetune", rule, value, fraction):
+            continue
+        adapt = by_name.get(f"adapt_{setting_name(rule, value)}__s{f['seed']}")
+        pretrain = by_name.get(f"pretrain_seal__s{f['seed']}")
+        if built_on_rebuild(f, adapt) or (adapt is not None and built_on_rebuild(adapt, pretrain)):
+            out.append(int(f["seed"]))
+    return sorted(out)
+
+
 def build_report(plan: dict[str, Any], rec: dict[int, list[dict[str, Any]]], table5: list[dict[str, Any]],
                  out: Path, note: str, table5_version: int = 1) -> None:
     """`table5`: Table 5's records; its adapt rows are taken from plan version `table5_version`, the one whose
@@ -221,6 +238,7 @@ def build_report(plan: dict[str, Any], rec: dict[int, list[dict[str, Any]]], tab
                   "yet, and their fraction-1.0 runs wait."]
 
     seal_ft = [r for r in table5 if r.get("kind") == "finetune"]
+    any_rebuilt = False
     goal_lines: list[str] = []
     figure: dict[str, dict[float, dict[str, Any]]] = {}
     for fraction in plan["report"]["fractions"]:
@@ -243,6 +261,10 @@ def build_report(plan: dict[str, Any], rec: dict[int, list[dict[str, Any]]], tab
                 v = {k: 100 * x for k, x in by_seed(rec[rw], "mAP", kind="finetune", rule=rule, value=value,
                                                       fraction=fraction).items()}
                 name = setting_name(rule, value) + (" (chosen)" if is_chosen(chosen, rule, value) else "")
+                rebuilt = rebuilt_seeds(rec[rw], table5, rule, value, fraction)
+                if rebuilt:
+                    any_rebuilt = True
+                    name += f" †{','.join(f's{x}' for x in rebuilt)}"
                 if not v:
                     lines.append(f"| {name} | (not run yet) | 0 | — | — |")
                     continue
@@ -254,6 +276,18 @@ def build_report(plan: dict[str, Any], rec: dict[int, list[dict[str, Any]]], tab
                     figure.setdefault(rule, {})[fraction] = {"paper": d_paper, "none": d_none}
                 if is_chosen(chosen, rule, value) and fraction == plan["choose"]["fraction"]:
                     goal_lines.append(goal_line(rule, value, v, base, rec[rw]))
+    if any_rebuilt:
+        lines += ["", "† These seeds' runs were built on an upstream run (Table 5's SEAL pretrain, or the rule's "
+                  "adapt) rebuilt in a later session for its weights, which did not reproduce the original "
+                  "bit-exactly (CPU training is reproducible only for the same torch build and thread count; see "
+                  "each pretrain record's `rebuilds`). Their pairing with the baseline rows, which used the "
+                  "original, is therefore not exact: the rebuild's difference adds to the interval's noise."]
+        drift = [f"s{r['seed']} {100 * r['mAP']:.2f} → {100 * r['rebuilds'][-1]['metrics']['mAP']:.2f}"
+                 for r in table5 if r.get("kind") == "pretrain_seal" and r.get("rebuilds")
+                 and "mAP" in r["rebuilds"][-1].get("metrics", {})]
+        if drift:
+            lines += ["", "Source (SEAL Clips) mAP % of the rebuilt pretrains, original → rebuild: "
+                      + "; ".join(drift) + "."]
     lines += ["", "## The goal, per rule at its chosen setting (world 0, fraction 0.25)", ""]
     lines += goal_lines or ["- No rule has both a chosen setting and report-world runs yet."]
     adapts = []

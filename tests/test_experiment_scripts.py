@@ -213,8 +213,9 @@ def test_upstream_only_deals_the_pretrains_out_over_shards(rules_script, tmp_pat
     assert rules_script.upstream_seeds(seeds, None) == seeds
     # Records match but the weights are not in this run root, so each pretrain would be rebuilt: with no time
     # left the command stops before any run and writes nothing.
-    out = _run("--upstream-only", "--shard", "1/2", "--budget-min", "1e-9", "--run-root", str(tmp_path / "runs"))
-    assert "time budget reached before the pretrains were built" in out and not (tmp_path / "runs").exists()
+    out = _run("--upstream-only", "--shard", "1/2", "--budget-min", "1e-9", "--run-root", str(tmp_path / "runs"),
+               "--table5-runs", str(tmp_path / "t5"))
+    assert "time budget reached before the pretrains were built" in out and not (tmp_path / "t5").exists()
 
 
 def test_a_shard_waits_for_a_missing_pretrain(tmp_path: Path) -> None:
@@ -231,3 +232,20 @@ def test_a_shard_waits_for_a_missing_pretrain(tmp_path: Path) -> None:
     pretrain.weights.parent.mkdir(parents=True)
     pretrain.weights.write_bytes(b"w")
     assert shared_upstream_ready(runner, finetune) and shared_upstream_ready(runner, adapt)
+
+
+def test_rows_built_on_a_rebuilt_pretrain_are_named(rules_script) -> None:
+    pretrain = {"name": "pretrain_seal__s0", "kind": "pretrain_seal", "seed": 0,
+                "rebuilds": [{"weights_sha256": "new", "metrics": {"mAP": 0.5}}]}
+    adapts = [{"name": f"adapt_debiased_2__s{s}", "kind": "adapt", "rule": "debiased", "value": 2.0, "seed": s,
+               "upstream_weights": {"pretrain_seal__s0": "new" if s == 0 else "old"}} for s in (0, 1)]
+    finetunes = [{"name": f"finetune_debiased_2__f0.25__s{s}", "kind": "finetune", "rule": "debiased", "value": 2.0,
+                  "fraction": 0.25, "seed": s, "upstream_weights": {}} for s in (0, 1)]
+    assert rules_script.rebuilt_seeds(adapts + finetunes, [pretrain], "debiased", 2.0, 0.25) == [0]
+    assert rules_script.rebuilt_seeds(adapts + finetunes, [pretrain], "debiased", 2.0, 1.0) == []
+    # an adapt rebuilt for a fraction-1.0 finetune marks that finetune, not the earlier one
+    adapts[1]["rebuilds"] = [{"weights_sha256": "a2"}]
+    finetunes.append({**finetunes[1], "name": "finetune_debiased_2__f1__s1", "fraction": 1.0,
+                      "upstream_weights": {"adapt_debiased_2__s1": "a2"}})
+    assert rules_script.rebuilt_seeds(adapts + finetunes, [pretrain], "debiased", 2.0, 1.0) == [1]
+    assert rules_script.rebuilt_seeds(adapts + finetunes, [pretrain], "debiased", 2.0, 0.25) == [0]
