@@ -279,9 +279,10 @@ def build_report(plan: dict[str, Any], rec: dict[int, list[dict[str, Any]]], tab
     if any_rebuilt:
         lines += ["", "† These seeds' runs were built on an upstream run (Table 5's SEAL pretrain, or the rule's "
                   "adapt) rebuilt in a later session for its weights, which did not reproduce the original "
-                  "bit-exactly (CPU training is reproducible only for the same torch build and thread count; see "
-                  "each pretrain record's `rebuilds`). Their pairing with the baseline rows, which used the "
-                  "original, is therefore not exact: the rebuild's difference adds to the interval's noise."]
+                  "bit-exactly (CPU training is not bit-reproducible across torch thread counts or builds; each "
+                  "record's `rebuilds` holds the conditions and what the rebuild measured). Their pairing with "
+                  "the baseline rows, which used the original, is therefore not exact: the rebuild's difference "
+                  "adds to the interval's noise."]
         drift = [f"s{r['seed']} {100 * r['mAP']:.2f} → {100 * r['rebuilds'][-1]['metrics']['mAP']:.2f}"
                  for r in table5 if r.get("kind") == "pretrain_seal" and r.get("rebuilds")
                  and "mAP" in r["rebuilds"][-1].get("metrics", {})]

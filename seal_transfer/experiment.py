@@ -345,13 +345,15 @@ def weights_digest(path: Path) -> Optional[str]:
 
 
 def built_on_rebuild(record: dict[str, Any], upstream: Optional[dict[str, Any]]) -> bool:
-    """Whether `record` was built on a rebuild of `upstream` whose weights differ from the original run's (its
-    weights digest is one of upstream's rebuilds' and not the original's: a bit-exact rebuild does not count)."""
+    """Whether `record` was built on a rebuild of `upstream` that did not reproduce the original run (its weights
+    digest is that of one of upstream's rebuilds whose metrics differ). A rebuild whose metrics match counts as the
+    original: its file digest differs anyway, as a checkpoint also holds its run's metadata."""
     if upstream is None:
         return False
     used = (record.get("upstream_weights") or {}).get(upstream.get("name"))
     return (used is not None and used != upstream.get("weights_sha256")
-            and used in {r.get("weights_sha256") for r in upstream.get("rebuilds", [])})
+            and used in {r.get("weights_sha256") for r in upstream.get("rebuilds", [])
+                         if not r.get("metrics_match", False)})
 
 
 def _children_cpu_seconds() -> float:

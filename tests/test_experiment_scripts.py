@@ -236,7 +236,7 @@ def test_a_shard_waits_for_a_missing_pretrain(tmp_path: Path) -> None:
 
 def test_rows_built_on_a_rebuilt_pretrain_are_named(rules_script) -> None:
     pretrain = {"name": "pretrain_seal__s0", "kind": "pretrain_seal", "seed": 0,
-                "rebuilds": [{"weights_sha256": "new", "metrics": {"mAP": 0.5}}]}
+                "rebuilds": [{"weights_sha256": "new", "metrics_match": False, "metrics": {"mAP": 0.5}}]}
     adapts = [{"name": f"adapt_debiased_2__s{s}", "kind": "adapt", "rule": "debiased", "value": 2.0, "seed": s,
                "upstream_weights": {"pretrain_seal__s0": "new" if s == 0 else "old"}} for s in (0, 1)]
     finetunes = [{"name": f"finetune_debiased_2__f0.25__s{s}", "kind": "finetune", "rule": "debiased", "value": 2.0,
@@ -244,8 +244,10 @@ def test_rows_built_on_a_rebuilt_pretrain_are_named(rules_script) -> None:
     assert rules_script.rebuilt_seeds(adapts + finetunes, [pretrain], "debiased", 2.0, 0.25) == [0]
     assert rules_script.rebuilt_seeds(adapts + finetunes, [pretrain], "debiased", 2.0, 1.0) == []
     # an adapt rebuilt for a fraction-1.0 finetune marks that finetune, not the earlier one
-    adapts[1]["rebuilds"] = [{"weights_sha256": "a2"}]
+    adapts[1]["rebuilds"] = [{"weights_sha256": "a2", "metrics_match": False}]
     finetunes.append({**finetunes[1], "name": "finetune_debiased_2__f1__s1", "fraction": 1.0,
                       "upstream_weights": {"adapt_debiased_2__s1": "a2"}})
     assert rules_script.rebuilt_seeds(adapts + finetunes, [pretrain], "debiased", 2.0, 1.0) == [1]
     assert rules_script.rebuilt_seeds(adapts + finetunes, [pretrain], "debiased", 2.0, 0.25) == [0]
+    pretrain["rebuilds"][0]["metrics_match"] = True  # a rebuild that reproduced: its runs pair exactly
+    assert rules_script.rebuilt_seeds(adapts + finetunes, [pretrain], "debiased", 2.0, 0.25) == []
