@@ -496,7 +496,9 @@ def main() -> None:
         for phase in phases:
             todo = [(runners[p.world], job) for p, job in phase() if in_shard(job, shard)]
             if shard is not None:
-                ready = [(runner, job) for runner, job in todo if shared_upstream_ready(runner, job)]
+                # A run with a matching record needs nothing upstream; only the rest wait for their pretrain.
+                ready = [(runner, job) for runner, job in todo
+                         if runner.record_of(job) is not None or shared_upstream_ready(runner, job)]
                 if len(ready) < len(todo):
                     first = next(job.name for runner, job in todo if (runner, job) not in ready)
                     print(f"shard {args.shard}: skipping {len(todo) - len(ready)} runs whose SEAL pretrain does not "

@@ -323,6 +323,9 @@ class Runner:
             diff = ", ".join(f"{k} {previous.get(k)!r} -> {v!r}" for k, v in measured.items()
                              if previous.get(k) != v and not _is_timing(k) and not isinstance(v, (list, dict)))
             what = diff or "per-round statistics differ"
+            threads = (previous.get("conditions") or {}).get("omp_num_threads"), conditions["omp_num_threads"]
+            if threads[0] != threads[1]:
+                what += f"; OMP_NUM_THREADS was {threads[0]}, is {threads[1]}: rerun with the original's to reproduce"
             print(f"  note: {job.name} rebuilt for its weights does not reproduce its record ({what}); the record "
                   "is kept and the rebuild noted under 'rebuilds'", flush=True)
         return record
