@@ -95,6 +95,10 @@ class RulePlan:
     def pretrain(self, seed: int) -> Job:
         return self._shared(self.table5.pretrain("seal", seed))
 
+    def baseline(self, row: str, fraction: float, seed: int) -> Job:
+        """A Table 5 row (no adaptation, the paper rule, the oracle) built here: a block's own baselines."""
+        return self._shared(self.table5.finetune(row, fraction, seed))
+
     def adapt(self, rule: str, value: Any, seed: int) -> Job:
         spec = self.plan["rules"][rule]
         name = f"adapt_{setting_name(rule, value)}__s{seed}"
@@ -422,6 +426,8 @@ def report_jobs(plan: dict[str, Any], report_plan: RulePlan, chosen: dict[str, d
         for seed in r["seeds"]:
             jobs += [(report_plan, report_plan.finetune(rule, chosen[rule]["value"], fraction, seed))
                      for rule in done]
+    if r.get("blocks"):  # the values not yet reported are run in the blocks, beside their own baselines
+        return jobs
     for seed in r["seeds"]:
         for rule, spec in plan["rules"].items():
             jobs += [(report_plan, report_plan.finetune(rule, v, c["fraction"], seed))
@@ -429,10 +435,32 @@ def report_jobs(plan: dict[str, Any], report_plan: RulePlan, chosen: dict[str, d
     return jobs
 
 
-def upstream_seeds(seeds: list[int], shard: Optional[tuple[int, int]]) -> list[int]:
-    """The report seeds whose SEAL pretrain this shard (re)builds under --upstream-only: dealt out by position, not
-    by name hash, so five pretrains over two shards split 3/2 rather than however the hash falls."""
-    return list(seeds) if shard is None else list(seeds)[shard[0]::shard[1]]
+def block_jobs(plan: dict[str, Any], name: str, block_plan: RulePlan, chosen: dict[str, dict[str, Any]]
+               ) -> list[tuple[RulePlan, Job]]:
+    """One block of the report world (its own pretrains, records and baselines), seed by seed: the baseline rows,
+    then the knob values not yet reported, then the chosen values -- so a budget that stops mid-block leaves
+    complete, exactly paired seeds behind."""
+    block = plan["report"]["blocks"][name]
+    fraction = block["fraction"]
+    jobs: list[tuple[RulePlan, Job]] = []
+    for seed in plan["report"]["seeds"]:
+        jobs += [(block_plan, block_plan.baseline(row, fraction, seed)) for row in block["baseline_rows"]]
+        for want_chosen in (False, True):
+            for rule, spec in plan["rules"].items():
+                jobs += [(block_plan, block_plan.finetune(rule, v, fraction, seed)) for v in spec["values"]
+                         if is_chosen(chosen, rule, v) == want_chosen]
+    return jobs
+
+
+def block_dir(world: int, name: str) -> str:
+    """The folder name of a block's run directories and records (beside the report world's `w<world>`)."""
+    return f"w{world}_{name}"
+
+
+def upstream_seeds(items: list[Any], shard: Optional[tuple[int, int]]) -> list[Any]:
+    """The pretrains (report seeds) this shard (re)builds under --upstream-only: dealt out by position, not by
+    name hash, so five pretrains over two shards split 3/2 rather than however the hash falls."""
+    return list(items) if shard is None else list(items)[shard[0]::shard[1]]
 
 
 def main() -> None:
@@ -465,36 +493,50 @@ def main() -> None:
     note = "report rebuilt from records only (--report-only)."
     if not args.report_only:
         deadline = started + 60 * args.budget_min if args.budget_min else None
-        runners = {}
-        for world in (cw, rw):
+        def runner_for(world: int, folder: str) -> Runner:
             common = [f"data.synthetic.preset={plan['preset']}", f"data.synthetic.seed={world}",
                       "trainer.enable_progress_bar=false"]
-            runners[world] = Runner(ROOT, plan["experiment"], [plan["config"]], common, records_root / f"w{world}",
-                                    ROOT / args.run_root / f"w{world}", deadline)
+            return Runner(ROOT, plan["experiment"], [plan["config"]], common, records_root / folder,
+                          ROOT / args.run_root / folder, deadline)
+
         choose_plan = RulePlan(plan, table5, cw, ROOT / args.run_root / f"w{cw}", None, None)
         report_plan = RulePlan(plan, table5, rw, ROOT / args.run_root / f"w{rw}", ROOT / args.table5_runs / f"w{rw}",
                                table5_records)
+        # A block keeps everything -- pretrains, baselines, rule runs -- in its own run root and record folder.
+        blocks = {name: RulePlan(plan, table5, rw, ROOT / args.run_root / block_dir(rw, name),
+                                 ROOT / args.run_root / block_dir(rw, name), records_root / block_dir(rw, name))
+                  for name in plan["report"].get("blocks") or {}}
+        runner_of = {id(choose_plan): runner_for(cw, f"w{cw}"), id(report_plan): runner_for(rw, f"w{rw}"),
+                     **{id(bp): runner_for(rw, block_dir(rw, name)) for name, bp in blocks.items()}}
+        labels = {id(runner_of[id(choose_plan)]): f"w{cw}", id(runner_of[id(report_plan)]): f"w{rw}",
+                  **{id(runner_of[id(bp)]): block_dir(rw, name) for name, bp in blocks.items()}}
         choose_records = records_root / f"w{cw}"
+
+        def block_phase(name: str):
+            return lambda: block_jobs(plan, name, blocks[name], choose(plan, load_records(choose_records)))
+
+        # The report world's order depends on the choice, so it is planned only after the choose phase has run.
+        phases = [lambda: choose_jobs(plan, choose_plan),
+                  lambda: report_jobs(plan, report_plan, choose(plan, load_records(choose_records))),
+                  *(block_phase(name) for name in blocks)]
         if args.dry_run:
-            planned = choose_jobs(plan, choose_plan) + report_jobs(plan, report_plan,
-                                                                    choose(plan, load_records(choose_records)))
-            labels = {id(r): f"w{w}" for w, r in runners.items()}
-            print("\n".join(planned_runs([(runners[p.world], job) for p, job in planned], ROOT, labels)))
+            planned = [(runner_of[id(p)], job) for phase in phases for p, job in phase()]
+            print("\n".join(planned_runs(planned, ROOT, labels)))
             return
         shard = parse_shard(args.shard)
         if args.upstream_only:
-            for seed in upstream_seeds(plan["report"]["seeds"], shard):
-                if runners[rw].ensure(report_plan.pretrain(seed), need_weights=True) is None:
+            # A block exists because Table 5's pretrains can no longer be reproduced: only its own are built then.
+            upstream = ([(bp, seed) for bp in blocks.values() for seed in plan["report"]["seeds"]] if blocks
+                        else [(report_plan, seed) for seed in plan["report"]["seeds"]])
+            for p, seed in upstream_seeds(upstream, shard):
+                if runner_of[id(p)].ensure(p.pretrain(seed), need_weights=True) is None:
                     print("time budget reached before the pretrains were built")
                     break
-            print(f"pretrains: {len(runners[rw].ran)} built, {len(runners[rw].reused)} already there")
+            built = sum(len(r.ran) for r in runner_of.values())
+            print(f"pretrains: {built} built, {sum(len(r.reused) for r in runner_of.values())} already there")
             return
-        # The report world's order depends on the choice, so it is planned only after the choose phase has run.
-        phases = (lambda: choose_jobs(plan, choose_plan),
-                  lambda: report_jobs(plan, report_plan, choose(plan, load_records(choose_records))))
-        shard = parse_shard(args.shard)
         for phase in phases:
-            todo = [(runners[p.world], job) for p, job in phase() if in_shard(job, shard)]
+            todo = [(runner_of[id(p)], job) for p, job in phase() if in_shard(job, shard)]
             if shard is not None:
                 # A run with a matching record needs nothing upstream; only the rest wait for their pretrain.
                 ready = [(runner, job) for runner, job in todo
@@ -507,9 +549,9 @@ def main() -> None:
             if not all(runner.ensure(job) is not None for runner, job in todo):
                 print("time budget reached; the next invocation continues from the records")
                 break
-        ran = sum(len(r.ran) for r in runners.values())
+        ran = sum(len(r.ran) for r in runner_of.values())
         note = (f"This invocation: {ran} runs executed, {(time.time() - started) / 60:.1f} min; code commit "
-                f"{runners[rw].commit}.")
+                f"{runner_of[id(report_plan)].commit}.")
     rec = {w: load_records(records_root / f"w{w}") for w in (cw, rw)}
     build_report(plan, rec, with_plan_versions(load_records(table5_records)), ROOT / args.out, note,
                  plan_version(table5))

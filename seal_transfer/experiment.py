@@ -443,16 +443,16 @@ def planned_runs(planned: Iterable[tuple[Runner, Job]], root: Path, labels: Opti
                  ) -> list[str]:
     """A dry run: every planned job and its upstream, each once and in the order they would run, marked 'reuse'
     (a record matches its hash) or 'run', with the folder its record lives in. `labels`: {id(runner): tag}."""
-    seen: set[str] = set()
+    seen: set[tuple[Path, str]] = set()
     lines: list[str] = []
 
     def visit(runner: Runner, job: Job) -> None:
         for up in job.upstream:
             visit(runner, up)
-        if job.name in seen:
-            return
-        seen.add(job.name)
         where = (job.records_dir or runner.records_dir).relative_to(root)
+        if (where, job.name) in seen:  # one name may recur in another record folder (a block): a different run
+            return
+        seen.add((where, job.name))
         tag = f"  {labels[id(runner)]}" if labels else ""
         lines.append(f"{'reuse' if runner.record_of(job) else 'run  '}{tag}  {job.name}  ({where})")
 
