@@ -64,6 +64,7 @@ def test_report_world_runs_chosen_settings_first(rules_script, tmp_path: Path) -
 
     plan = yaml.safe_load((ROOT / "configs/experiments/selection_rules.yaml").read_text())
     table5 = yaml.safe_load((ROOT / "configs/experiments/table5.yaml").read_text())
+    plan["report"].pop("blocks")  # without blocks every other value runs on the report world itself
     report = rules_script.RulePlan(plan, table5, 0, tmp_path / "w0", tmp_path / "t5", tmp_path / "t5rec")
     chosen = {rule: {"done": rule != "adaptive", "value": spec["values"][-1]} for rule, spec in plan["rules"].items()}
     names = [job.name for _, job in rules_script.report_jobs(plan, report, chosen)]
@@ -81,6 +82,33 @@ def test_report_world_runs_chosen_settings_first(rules_script, tmp_path: Path) -
     assert "finetune_debiased_2__f0.25__s0" not in rest and not any("adaptive" in n and "__f1__" in n for n in names)
     n_values = sum(len(s["values"]) for s in plan["rules"].values())
     assert len(names) == len(set(names)) == (n_values + n_done) * len(seeds)
+
+
+def test_with_blocks_the_other_values_run_in_a_block_beside_its_own_baselines(rules_script, tmp_path: Path) -> None:
+    import yaml
+
+    plan = yaml.safe_load((ROOT / "configs/experiments/selection_rules.yaml").read_text())
+    table5 = yaml.safe_load((ROOT / "configs/experiments/table5.yaml").read_text())
+    assert "rebuild1" in plan["report"]["blocks"]
+    chosen = {rule: {"done": True, "value": spec["values"][-1]} for rule, spec in plan["rules"].items()}
+    report = rules_script.RulePlan(plan, table5, 0, tmp_path / "w0", tmp_path / "t5", tmp_path / "t5rec")
+    names = [job.name for _, job in rules_script.report_jobs(plan, report, chosen)]
+    assert names and all(n.split("__")[0].removeprefix("finetune_") in
+                         {f"{r}_{c['value']:g}" if c["value"] is not None else r for r, c in chosen.items()}
+                         for n in names)  # the report world keeps only the chosen settings
+    block = rules_script.RulePlan(plan, table5, 0, tmp_path / "b", tmp_path / "b", tmp_path / "brec")
+    jobs = [job for _, job in rules_script.block_jobs(plan, "rebuild1", block, chosen)]
+    seed0 = [j.name for j in jobs if j.name.endswith("__s0")]
+    assert seed0[:2] == ["finetune_seal__f0.25__s0", "finetune_seal_adapt_v2__f0.25__s0"]  # baselines first
+    first_chosen = seed0.index("finetune_class_balanced_0.4__f0.25__s0")
+    assert "finetune_class_balanced_0.1__f0.25__s0" in seed0[2:first_chosen]  # other values before chosen ones
+    assert len(jobs) == 5 * (2 + sum(len(s["values"]) for s in plan["rules"].values()))
+    stack = list(jobs)
+    while stack:  # every job of the block, pretrains included, keeps its record and run directory in the block
+        job = stack.pop()  # (rule runs: records_dir None = the block runner's folder)
+        assert job.records_dir in (None, tmp_path / "brec") and tmp_path / "b" in job.run_dir.parents
+        assert job.records_dir is not None or job.name.split("_")[1] not in ("seal", "rule")
+        stack += job.upstream
 
 
 def test_report_only_writes_the_report_and_figure(tmp_path: Path) -> None:
