@@ -207,10 +207,56 @@ def rebuilt_seeds(records: list[dict[str, Any]], table5: list[dict[str, Any]], r
     return sorted(out)
 
 
+def block_section(plan: dict[str, Any], name: str, records: list[dict[str, Any]], chosen: dict[str, dict[str, Any]],
+                  table5_version: int) -> list[str]:
+    """One block: every setting beside the block's own baselines (built on the block's pretrains), paired by seed."""
+    block, rw = plan["report"]["blocks"][name], plan["report"]["world_seed"]
+    fraction = block["fraction"]
+    lines = [f"## Block {name} (world {rw}, fraction {fraction:g}): every value beside its own baselines", "",
+             "Everything here — SEAL pretrains, baseline rows, rule runs — was built inside the block "
+             f"(`results/runs/selection_rules/{block_dir(rw, name)}/`), so each difference pairs runs on the same "
+             "pretrain, seed by seed; why the block exists is written in the plan. Compare settings with the block's "
+             "own baselines, not with the tables above.", ""]
+    pre = sorted((r for r in records if r.get("kind") == "pretrain_seal"), key=lambda r: r["seed"])
+    if pre:
+        lines += ["Source (SEAL Clips) mAP % of the block's pretrains: "
+                  + "; ".join(f"s{r['seed']} {100 * r['mAP']:.2f}" for r in pre) + ".", ""]
+    base = {row: {k: 100 * x for k, x in by_seed(records, "mAP", kind="finetune", fraction=fraction,
+                                                  **row_match(row, table5_version)).items()}
+            for row in block["baseline_rows"]}
+    lines += ["| setting | frame-mAP (%) mean ± std | seeds | Δ vs paper rule [95% CI] | Δ vs no adaptation "
+              "[95% CI] |", "|---|---|---|---|---|"]
+    for row, v in base.items():
+        cell = "{:.2f} ± {:.2f}".format(*mean_std(list(v.values()))) if v else "(not run yet)"
+        lines.append(f"| baseline: {row} | {cell} | {len(v)} | — | — |")
+    for rule, spec in plan["rules"].items():
+        for value in spec["values"]:
+            v = {k: 100 * x for k, x in by_seed(records, "mAP", kind="finetune", rule=rule, value=value,
+                                                  fraction=fraction).items()}
+            label = setting_name(rule, value) + (" (chosen)" if is_chosen(chosen, rule, value) else "")
+            if not v:
+                lines.append(f"| {label} | (not run yet) | 0 | — | — |")
+                continue
+            lines.append(f"| {label} | {'{:.2f} ± {:.2f}'.format(*mean_std(list(v.values())))} | {len(v)} | "
+                         f"{describe_interval(paired_difference(v, base.get('seal_adapt', {})))} | "
+                         f"{describe_interval(paired_difference(v, base.get('seal', {})))} |")
+    adapts = [{**r, "_setting": setting_name(r["rule"], r.get("value"))} for r in records
+              if r.get("kind") == "adapt" and "rule" in r]
+    adapts += [{**r, "_setting": "baseline: paper rule"} for r in records
+               if r.get("kind") == "adapt" and r.get("labels") == "rule"]
+    adapts.sort(key=lambda r: (not r["_setting"].startswith("baseline"), r["_setting"], r["seed"]))
+    lines += [""]
+    if adapts:
+        lines += round_table(adapts, f"### Pseudo labels per round (block {name}, means over seeds)")
+    return lines
+
+
 def build_report(plan: dict[str, Any], rec: dict[int, list[dict[str, Any]]], table5: list[dict[str, Any]],
-                 out: Path, note: str, table5_version: int = 1) -> None:
+                 out: Path, note: str, table5_version: int = 1,
+                 blocks: Optional[dict[str, list[dict[str, Any]]]] = None) -> None:
     """`table5`: Table 5's records; its adapt rows are taken from plan version `table5_version`, the one whose
-    adapt arguments the rules share."""
+    adapt arguments the rules share. `blocks`: each report-world block's records."""
+    blocks = blocks or {}
     cw, rw = plan["choose"]["world_seed"], plan["report"]["world_seed"]
     chosen = choose(plan, rec[cw])
     lines = ["# Selection rules beyond the paper on the calibrated SYNTHETIC testbed", "",
@@ -270,7 +316,9 @@ def build_report(plan: dict[str, Any], rec: dict[int, list[dict[str, Any]]], tab
                     any_rebuilt = True
                     name += f" †{','.join(f's{x}' for x in rebuilt)}"
                 if not v:
-                    lines.append(f"| {name} | (not run yet) | 0 | — | — |")
+                    where = ("(run in block " + ", ".join(blocks) + ")" if blocks and fraction in
+                             {b["fraction"] for b in plan["report"]["blocks"].values()} else "(not run yet)")
+                    lines.append(f"| {name} | {where} | 0 | — | — |")
                     continue
                 d_paper = paired_difference(v, base.get("seal_adapt", {}))
                 d_none = paired_difference(v, base.get("seal", {}))
@@ -312,9 +360,12 @@ def build_report(plan: dict[str, Any], rec: dict[int, list[dict[str, Any]]], tab
     if choose_adapts:
         lines += [""] + round_table(choose_adapts, f"## Pseudo labels per round (world {cw}, the choose phase, means "
                                                    "over seeds)")
+    for name, records in blocks.items():
+        lines += block_section(plan, name, records, chosen, table5_version)
     lines += ["The last two columns come from each round's `kept_label_breakdown` (runs made before it show —; "
               "`results/pseudo_label_errors.md` sorts those runs' labels from their run directories).", "",
-              "![selection rules](selection_rules.png)", "", *provenance_lines(rec[cw] + rec[rw], note)]
+              "![selection rules](selection_rules.png)", "",
+              *provenance_lines(rec[cw] + rec[rw] + [r for b in blocks.values() for r in b], note)]
     with atomic_write(out) as handle:
         handle.write("\n".join(lines))
     draw_figure(figure, adapts, out.with_suffix(".png"), choose_adapts, cw, rw)
@@ -553,8 +604,10 @@ def main() -> None:
         note = (f"This invocation: {ran} runs executed, {(time.time() - started) / 60:.1f} min; code commit "
                 f"{runner_of[id(report_plan)].commit}.")
     rec = {w: load_records(records_root / f"w{w}") for w in (cw, rw)}
+    block_records = {name: with_plan_versions(load_records(records_root / block_dir(rw, name)))
+                     for name in plan["report"].get("blocks") or {}}
     build_report(plan, rec, with_plan_versions(load_records(table5_records)), ROOT / args.out, note,
-                 plan_version(table5))
+                 plan_version(table5), block_records)
 
 
 if __name__ == "__main__":

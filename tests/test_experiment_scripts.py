@@ -279,3 +279,26 @@ def test_rows_built_on_a_rebuilt_pretrain_are_named(rules_script) -> None:
     assert rules_script.rebuilt_seeds(adapts + finetunes, [pretrain], "debiased", 2.0, 0.25) == [0]
     pretrain["rebuilds"][0]["metrics_match"] = True  # a rebuild that reproduced: its runs pair exactly
     assert rules_script.rebuilt_seeds(adapts + finetunes, [pretrain], "debiased", 2.0, 0.25) == []
+
+
+def test_a_block_pairs_each_setting_with_its_own_baselines(rules_script) -> None:
+    import yaml
+
+    plan = yaml.safe_load((ROOT / "configs/experiments/selection_rules.yaml").read_text())
+    chosen = {rule: {"done": True, "value": spec["values"][-1]} for rule, spec in plan["rules"].items()}
+    seal = {0: 0.20, 1: 0.22}
+    paper = {0: 0.21, 1: 0.22}
+    rule = {0: 0.23, 1: 0.25}
+    records = [{"kind": "pretrain_seal", "seed": s, "mAP": 0.5} for s in (0, 1)]
+    records += [{"kind": "finetune", "row": "seal", "lambda_c": None, "fraction": 0.25, "seed": s, "mAP": m}
+                for s, m in seal.items()]
+    records += [{"kind": "finetune", "row": "seal_adapt", "lambda_c": 0.3, "plan_version": 2, "fraction": 0.25,
+                 "seed": s, "mAP": m} for s, m in paper.items()]
+    records += [{"kind": "finetune", "rule": "debiased", "value": 2.0, "fraction": 0.25, "seed": s, "mAP": m}
+                for s, m in rule.items()]
+    text = "\n".join(rules_script.block_section(plan, "rebuild1", records, chosen, 2))
+    assert "| baseline: seal | 21.00 ± 1.41 | 2 |" in text and "| baseline: seal_adapt | 21.50 ± 0.71 | 2 |" in text
+    row = next(line for line in text.splitlines() if line.startswith("| debiased_2 (chosen)"))
+    # paired differences: vs paper rule 2 and 3 points (mean 2.5), vs no adaptation 3 and 3 (mean 3.0)
+    assert "| 24.00 ± 1.41 | 2 | +2.50" in row and "| +3.00" in row
+    assert "| class_balanced_0.1 | (not run yet) | 0 |" in text and "s0 50.00; s1 50.00" in text
