@@ -221,31 +221,35 @@ def block_section(plan: dict[str, Any], name: str, records: list[dict[str, Any]]
     if pre:
         lines += ["Source (SEAL Clips) mAP % of the block's pretrains: "
                   + "; ".join(f"s{r['seed']} {100 * r['mAP']:.2f}" for r in pre) + ".", ""]
-    base = {row: {k: 100 * x for k, x in by_seed(records, "mAP", kind="finetune", fraction=fraction,
-                                                  **row_match(row, table5_version)).items()}
-            for row in block["baseline_rows"]}
-    lines += ["| setting | frame-mAP (%) mean ± std | seeds | Δ vs paper rule [95% CI] | Δ vs no adaptation "
-              "[95% CI] |", "|---|---|---|---|---|"]
-    for row, v in base.items():
-        cell = "{:.2f} ± {:.2f}".format(*mean_std(list(v.values()))) if v else "(not run yet)"
-        lines.append(f"| baseline: {row} | {cell} | {len(v)} | — | — |")
-    for rule, spec in plan["rules"].items():
-        for value in spec["values"]:
-            v = {k: 100 * x for k, x in by_seed(records, "mAP", kind="finetune", rule=rule, value=value,
-                                                  fraction=fraction).items()}
-            label = setting_name(rule, value) + (" (chosen)" if is_chosen(chosen, rule, value) else "")
-            if not v:
-                lines.append(f"| {label} | (not run yet) | 0 | — | — |")
-                continue
-            lines.append(f"| {label} | {'{:.2f} ± {:.2f}'.format(*mean_std(list(v.values())))} | {len(v)} | "
-                         f"{describe_interval(paired_difference(v, base.get('seal_adapt', {})))} | "
-                         f"{describe_interval(paired_difference(v, base.get('seal', {})))} |")
+    for f in [fraction, *(block.get("also_at") or [])]:
+        base = {row: {k: 100 * x for k, x in by_seed(records, "mAP", kind="finetune", fraction=f,
+                                                      **row_match(row, table5_version)).items()}
+                for row in block["baseline_rows"]}
+        lines += [f"Fraction {f:g}" + ("" if f == fraction else " (chosen values only)") + ":", "",
+                  "| setting | frame-mAP (%) mean ± std | seeds | Δ vs paper rule [95% CI] | Δ vs no adaptation "
+                  "[95% CI] |", "|---|---|---|---|---|"]
+        for row, v in base.items():
+            cell = "{:.2f} ± {:.2f}".format(*mean_std(list(v.values()))) if v else "(not run yet)"
+            lines.append(f"| baseline: {row} | {cell} | {len(v)} | — | — |")
+        for rule, spec in plan["rules"].items():
+            for value in spec["values"]:
+                if f != fraction and not is_chosen(chosen, rule, value):
+                    continue
+                v = {k: 100 * x for k, x in by_seed(records, "mAP", kind="finetune", rule=rule, value=value,
+                                                      fraction=f).items()}
+                label = setting_name(rule, value) + (" (chosen)" if is_chosen(chosen, rule, value) else "")
+                if not v:
+                    lines.append(f"| {label} | (not run yet) | 0 | — | — |")
+                    continue
+                lines.append(f"| {label} | {'{:.2f} ± {:.2f}'.format(*mean_std(list(v.values())))} | {len(v)} | "
+                             f"{describe_interval(paired_difference(v, base.get('seal_adapt', {})))} | "
+                             f"{describe_interval(paired_difference(v, base.get('seal', {})))} |")
+        lines += [""]
     adapts = [{**r, "_setting": setting_name(r["rule"], r.get("value"))} for r in records
               if r.get("kind") == "adapt" and "rule" in r]
     adapts += [{**r, "_setting": "baseline: paper rule"} for r in records
                if r.get("kind") == "adapt" and r.get("labels") == "rule"]
     adapts.sort(key=lambda r: (not r["_setting"].startswith("baseline"), r["_setting"], r["seed"]))
-    lines += [""]
     if adapts:
         lines += round_table(adapts, f"### Pseudo labels per round (block {name}, means over seeds)")
     return lines
@@ -490,7 +494,8 @@ def block_jobs(plan: dict[str, Any], name: str, block_plan: RulePlan, chosen: di
                ) -> list[tuple[RulePlan, Job]]:
     """One block of the report world (its own pretrains, records and baselines), seed by seed: the baseline rows,
     then the knob values not yet reported, then the chosen values -- so a budget that stops mid-block leaves
-    complete, exactly paired seeds behind."""
+    complete, exactly paired seeds behind. Then, per fraction in `also_at`, seed by seed, the baselines and the
+    chosen values only."""
     block = plan["report"]["blocks"][name]
     fraction = block["fraction"]
     jobs: list[tuple[RulePlan, Job]] = []
@@ -500,6 +505,11 @@ def block_jobs(plan: dict[str, Any], name: str, block_plan: RulePlan, chosen: di
             for rule, spec in plan["rules"].items():
                 jobs += [(block_plan, block_plan.finetune(rule, v, fraction, seed)) for v in spec["values"]
                          if is_chosen(chosen, rule, v) == want_chosen]
+    for other in block.get("also_at") or []:
+        for seed in plan["report"]["seeds"]:
+            jobs += [(block_plan, block_plan.baseline(row, other, seed)) for row in block["baseline_rows"]]
+            jobs += [(block_plan, block_plan.finetune(rule, chosen[rule]["value"], other, seed))
+                     for rule in plan["rules"] if chosen[rule]["done"]]
     return jobs
 
 

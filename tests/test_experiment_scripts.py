@@ -102,7 +102,11 @@ def test_with_blocks_the_other_values_run_in_a_block_beside_its_own_baselines(ru
     assert seed0[:2] == ["finetune_seal__f0.25__s0", "finetune_seal_adapt_v2__f0.25__s0"]  # baselines first
     first_chosen = seed0.index("finetune_class_balanced_0.4__f0.25__s0")
     assert "finetune_class_balanced_0.1__f0.25__s0" in seed0[2:first_chosen]  # other values before chosen ones
-    assert len(jobs) == 5 * (2 + sum(len(s["values"]) for s in plan["rules"].values()))
+    n_values = sum(len(s["values"]) for s in plan["rules"].values())
+    assert len(jobs) == 5 * (2 + n_values) + 5 * (2 + len(plan["rules"]))  # then 1.0: baselines + chosen values
+    assert all("__f1__" in j.name for j in jobs[5 * (2 + n_values):])
+    assert [j.name for j in jobs[5 * (2 + n_values):]][:3] == [
+        "finetune_seal__f1__s0", "finetune_seal_adapt_v2__f1__s0", "finetune_class_balanced_0.4__f1__s0"]
     stack = list(jobs)
     while stack:  # every job of the block, pretrains included, keeps its record and run directory in the block
         job = stack.pop()  # (rule runs: records_dir None = the block runner's folder)
