@@ -230,7 +230,9 @@ def block_section(plan: dict[str, Any], name: str, records: list[dict[str, Any]]
                   "[95% CI] |", "|---|---|---|---|---|"]
         for row, v in base.items():
             cell = "{:.2f} ± {:.2f}".format(*mean_std(list(v.values()))) if v else "(not run yet)"
-            lines.append(f"| baseline: {row} | {cell} | {len(v)} | — | — |")
+            vs_none = (describe_interval(paired_difference(v, base["seal"])) if row != "seal" and v
+                       and base.get("seal") else "—")  # the paper's own claim, inside the block
+            lines.append(f"| baseline: {row} | {cell} | {len(v)} | — | {vs_none} |")
         for rule, spec in plan["rules"].items():
             for value in spec["values"]:
                 if f != fraction and not is_chosen(chosen, rule, value):
