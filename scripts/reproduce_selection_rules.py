@@ -70,6 +70,11 @@ def setting_name(rule: str, value: Any) -> str:
     return rule if value is None else f"{rule}_{value:g}"
 
 
+def adapt_name(rule: str, value: Any, seed: int) -> str:
+    """The name (and record file stem) of one rule setting's adapt run."""
+    return f"adapt_{setting_name(rule, value)}__s{seed}"
+
+
 class RulePlan:
     """The jobs of one world: Table 5's pretrain (and, on the report world, its baseline rows) + the rule runs."""
 
@@ -101,7 +106,7 @@ class RulePlan:
 
     def adapt(self, rule: str, value: Any, seed: int) -> Job:
         spec = self.plan["rules"][rule]
-        name = f"adapt_{setting_name(rule, value)}__s{seed}"
+        name = adapt_name(rule, value, seed)
         if name not in self._jobs:
             args = [f"seed={seed}", *spec["args"], *([f"{spec['knob']}={value}"] if spec["knob"] else []),
                     *self.table5.adapt_args]
@@ -200,7 +205,7 @@ def rebuilt_seeds(records: list[dict[str, Any]], table5: list[dict[str, Any]], r
     for f in records:
         if (f.get("kind"), f.get("rule"), f.get("value"), f.get("fraction")) != ("finetune", rule, value, fraction):
             continue
-        adapt = by_name.get(f"adapt_{setting_name(rule, value)}__s{f['seed']}")
+        adapt = by_name.get(adapt_name(rule, value, f["seed"]))
         pretrain = by_name.get(f"pretrain_seal__s{f['seed']}")
         if built_on_rebuild(f, adapt) or (adapt is not None and built_on_rebuild(adapt, pretrain)):
             out.append(int(f["seed"]))
@@ -263,6 +268,7 @@ def build_report(plan: dict[str, Any], rec: dict[int, list[dict[str, Any]]], tab
     """`table5`: Table 5's records; its adapt rows are taken from plan version `table5_version`, the one whose
     adapt arguments the rules share. `blocks`: each report-world block's records."""
     blocks = blocks or {}
+    block_fractions = {b["fraction"] for b in (plan["report"].get("blocks") or {}).values()}
     cw, rw = plan["choose"]["world_seed"], plan["report"]["world_seed"]
     chosen = choose(plan, rec[cw])
     lines = ["# Selection rules beyond the paper on the calibrated SYNTHETIC testbed", "",
@@ -322,8 +328,7 @@ def build_report(plan: dict[str, Any], rec: dict[int, list[dict[str, Any]]], tab
                     any_rebuilt = True
                     name += f" †{','.join(f's{x}' for x in rebuilt)}"
                 if not v:
-                    where = ("(run in block " + ", ".join(blocks) + ")" if blocks and fraction in
-                             {b["fraction"] for b in plan["report"]["blocks"].values()} else "(not run yet)")
+                    where = f"(run in block {', '.join(blocks)})" if fraction in block_fractions else "(not run yet)"
                     lines.append(f"| {name} | {where} | 0 | — | — |")
                     continue
                 d_paper = paired_difference(v, base.get("seal_adapt", {}))
@@ -571,8 +576,6 @@ def main() -> None:
                   for name in plan["report"].get("blocks") or {}}
         runner_of = {id(choose_plan): runner_for(cw, f"w{cw}"), id(report_plan): runner_for(rw, f"w{rw}"),
                      **{id(bp): runner_for(rw, block_dir(rw, name)) for name, bp in blocks.items()}}
-        labels = {id(runner_of[id(choose_plan)]): f"w{cw}", id(runner_of[id(report_plan)]): f"w{rw}",
-                  **{id(runner_of[id(bp)]): block_dir(rw, name) for name, bp in blocks.items()}}
         choose_records = records_root / f"w{cw}"
 
         def block_phase(name: str):
@@ -584,6 +587,7 @@ def main() -> None:
                   *(block_phase(name) for name in blocks)]
         if args.dry_run:
             planned = [(runner_of[id(p)], job) for phase in phases for p, job in phase()]
+            labels = {id(r): r.records_dir.name for r in runner_of.values()}  # w1, w0, w0_<block>
             print("\n".join(planned_runs(planned, ROOT, labels)))
             return
         shard = parse_shard(args.shard)

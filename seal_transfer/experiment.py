@@ -215,10 +215,10 @@ class Runner:
     `configs` are the YAML files every command takes; their text is part of every hash. A job whose record
     matches is not rerun even if its run directory is gone — unless a later job needs its weights, in which case
     it is rerun in place. Such a rebuild keeps the record (the rows already built on the first run stay described
-    by it) and appends what the rebuild measured under `rebuilds`: CPU training is reproducible only for the same
-    torch build and thread count, so a rebuilt pretrain can differ. Every record names the weights it was built on
-    (`upstream_weights`, a digest per upstream job), so a row built on a rebuild can be told from one built on the
-    original (`built_on_rebuild`).
+    by it) and appends what the rebuild measured under `rebuilds`: CPU training is not bit-reproducible across
+    thread counts, torch builds or code versions, so a rebuilt pretrain can differ. Every record names the weights
+    it was built on (`upstream_weights`, a digest per upstream job), so a row built on a rebuild can be told from
+    one built on the original (`built_on_rebuild`).
     """
 
     def __init__(self, root: Path, experiment: str, configs: Sequence[str], common: Sequence[str],
@@ -300,16 +300,15 @@ class Runner:
         measured = job.extract(job.out_dir) if job.extract else {}
         digests = {"weights_sha256": weights_digest(job.weights),
                    "upstream_weights": {up.name: weights_digest(up.weights) for up in job.upstream}}
-        fields = {**job.fields, "stage": job.stage, "command": shown.replace(str(self.root) + "/", ""),
-                  "conditions": conditions, **measured, **digests}
         self.ran.append(job.name)
         if previous is not None:
             return self._note_rebuild(job, previous, measured, digests, commit, wall, conditions)
+        fields = {**job.fields, "stage": job.stage, "command": shown.replace(str(self.root) + "/", ""),
+                  "conditions": conditions, **measured, **digests}
         experiment = self.experiment if job.records_dir is None else job.records_dir.name
         return write_record(record_path(job.records_dir or self.records_dir, job.name), experiment=experiment,
                             name=job.name, config_hash=self.job_hash(job), commit=commit, wall_time_s=wall,
                             fields={**fields, "stage_wall_time_s": stage_wall})
-
 
     def _note_rebuild(self, job: Job, previous: dict[str, Any], measured: dict[str, Any], digests: dict[str, Any],
                       commit: str, wall: float, conditions: dict[str, Any]) -> dict[str, Any]:
