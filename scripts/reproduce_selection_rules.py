@@ -105,10 +105,10 @@ class RulePlan:
         return self._shared(self.table5.finetune(row, fraction, seed))
 
     def adapt(self, rule: str, value: Any, seed: int) -> Job:
-        spec = self.plan["rules"][rule]
+        spec = self.plan["rules"].get(rule) or self.plan["controls"][rule]  # a control: a rule with no knob
         name = adapt_name(rule, value, seed)
         if name not in self._jobs:
-            args = [f"seed={seed}", *spec["args"], *([f"{spec['knob']}={value}"] if spec["knob"] else []),
+            args = [f"seed={seed}", *spec["args"], *([f"{spec['knob']}={value}"] if spec.get("knob") else []),
                     *self.table5.adapt_args]
             self._jobs[name] = Job(name=name, stage="adapt", args=args,
                                    run_dir=self.run_root / f"s{seed}" / f"adapt_{setting_name(rule, value)}",
@@ -151,7 +151,7 @@ def choose(plan: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, dic
 
 
 def is_chosen(chosen: dict[str, dict[str, Any]], rule: str, value: Any) -> bool:
-    return bool(chosen[rule]["done"]) and chosen[rule]["value"] == value
+    return rule in chosen and bool(chosen[rule]["done"]) and chosen[rule]["value"] == value  # controls: never
 
 
 def _last_round(record: Optional[dict[str, Any]]) -> dict[str, Any]:
@@ -252,6 +252,7 @@ def block_section(plan: dict[str, Any], name: str, records: list[dict[str, Any]]
                              f"{describe_interval(paired_difference(v, base.get('seal_adapt', {})))} | "
                              f"{describe_interval(paired_difference(v, base.get('seal', {})))} |")
         lines += [""]
+    lines += control_table(plan, block, records, table5_version)
     adapts = [{**r, "_setting": setting_name(r["rule"], r.get("value"))} for r in records
               if r.get("kind") == "adapt" and "rule" in r]
     adapts += [{**r, "_setting": "baseline: paper rule"} for r in records
@@ -260,6 +261,52 @@ def block_section(plan: dict[str, Any], name: str, records: list[dict[str, Any]]
     if adapts:
         lines += round_table(adapts, f"### Pseudo labels per round (block {name}, means over seeds)")
     return lines
+
+
+# A random-label control against the setting it isolates, read as the plan fixed before its runs.
+READING = {
+    "below": "the paired 95 % interval lies below zero: the setting's labels carry information beyond their spread "
+             "over classes.",
+    "inconclusive": "the paired 95 % interval includes zero: spread over classes alone explains the setting's "
+                    "result at this power.",
+    "above": "the paired 95 % interval lies above zero: random labels of the same boxes and class frequencies beat "
+             "the setting's own.",
+    "too few seeds": "too few paired seeds to read.",
+}
+
+
+def control_table(plan: dict[str, Any], block: dict[str, Any], records: list[dict[str, Any]],
+                  table5_version: int) -> list[str]:
+    """A block's controls at its fraction, each paired by seed with the setting it isolates and the baselines."""
+    names = block.get("controls") or []
+    if not names:
+        return []
+    fraction = block["fraction"]
+
+    def pct(**match: Any) -> dict[int, float]:
+        return {k: 100 * x for k, x in by_seed(records, "mAP", kind="finetune", fraction=fraction, **match).items()}
+
+    lines = [f"Controls (fraction {fraction:g}; not candidates — each isolates what one setting's result comes from, "
+             "see the plan):", "",
+             "| control | frame-mAP (%) mean ± std | seeds | Δ vs the setting it isolates [95% CI] | Δ vs paper rule "
+             "[95% CI] | Δ vs no adaptation [95% CI] |", "|---|---|---|---|---|---|"]
+    paper, none = pct(**row_match("seal_adapt", table5_version)), pct(**row_match("seal", table5_version))
+    readings: list[str] = []
+    for name in names:
+        target = plan["controls"][name]["isolates"]
+        v = pct(rule=name, value=None)
+        if not v:
+            lines.append(f"| {name} | (not run yet) | 0 | — | — | — |")
+            continue
+        isolated = pct(rule=target["rule"], value=target["value"])
+        readings.append(f"- **{name}** vs {setting_name(target['rule'], target['value'])}: "
+                        f"{READING[verdict(paired_difference(v, isolated))]}")
+        lines.append(f"| {name} | {'{:.2f} ± {:.2f}'.format(*mean_std(list(v.values())))} | {len(v)} | "
+                     f"{setting_name(target['rule'], target['value'])}: "
+                     f"{describe_interval(paired_difference(v, isolated))} | "
+                     f"{describe_interval(paired_difference(v, paper))} | "
+                     f"{describe_interval(paired_difference(v, none))} |")
+    return lines + [""] + readings + ([""] if readings else [])
 
 
 def build_report(plan: dict[str, Any], rec: dict[int, list[dict[str, Any]]], table5: list[dict[str, Any]],
@@ -517,7 +564,25 @@ def block_jobs(plan: dict[str, Any], name: str, block_plan: RulePlan, chosen: di
             jobs += [(block_plan, block_plan.baseline(row, other, seed)) for row in block["baseline_rows"]]
             jobs += [(block_plan, block_plan.finetune(rule, chosen[rule]["value"], other, seed))
                      for rule in plan["rules"] if chosen[rule]["done"]]
+    for seed in plan["report"]["seeds"]:  # added after the rest was planned: last, so they reorder nothing
+        jobs += [(block_plan, block_plan.finetune(control, None, fraction, seed))
+                 for control in block.get("controls") or []]
     return jobs
+
+
+def check_controls(plan: dict[str, Any], where: str) -> None:
+    """Refuse, before any run, a block control the plan does not define or one that isolates no planned value."""
+    controls = plan.get("controls") or {}
+    for name, block in (plan["report"].get("blocks") or {}).items():
+        for control in block.get("controls") or []:
+            if control not in controls:
+                raise SystemExit(f"{where}: report.blocks.{name}.controls names '{control}', which controls: lacks")
+    for control, spec in controls.items():
+        target = spec.get("isolates") or {}
+        if control in plan["rules"] or target.get("value") not in plan["rules"].get(target.get("rule"), {}).get(
+                "values", []):
+            raise SystemExit(f"{where}: controls.{control}: its name must not be a rule's, and its 'isolates' must "
+                             "name a rule and one of that rule's values")
 
 
 def block_dir(world: int, name: str) -> str:
@@ -556,6 +621,7 @@ def main() -> None:
     if table5["world_seed"] != rw or table5["config"] != plan["config"] or table5["preset"] != plan["preset"]:
         raise SystemExit(f"{args.plan}: the report world must be Table 5's (world {table5['world_seed']}, "
                          f"{table5['config']}, preset {table5['preset']}) for the rows to pair")
+    check_controls(plan, args.plan)
     records_root, table5_records = ROOT / args.records, ROOT / args.table5_records
     started = time.time()
     note = "report rebuilt from records only (--report-only)."

@@ -103,8 +103,12 @@ def test_with_blocks_the_other_values_run_in_a_block_beside_its_own_baselines(ru
     first_chosen = seed0.index("finetune_class_balanced_0.4__f0.25__s0")
     assert "finetune_class_balanced_0.1__f0.25__s0" in seed0[2:first_chosen]  # other values before chosen ones
     n_values = sum(len(s["values"]) for s in plan["rules"].values())
-    assert len(jobs) == 5 * (2 + n_values) + 5 * (2 + len(plan["rules"]))  # then 1.0: baselines + chosen values
-    assert all("__f1__" in j.name for j in jobs[5 * (2 + n_values):])
+    n_controls = len(plan["report"]["blocks"]["rebuild1"]["controls"])
+    # then 1.0: baselines + chosen values; then the controls at 0.25, last
+    assert len(jobs) == 5 * (2 + n_values) + 5 * (2 + len(plan["rules"])) + 5 * n_controls
+    assert all("__f1__" in j.name for j in jobs[5 * (2 + n_values):len(jobs) - 5 * n_controls])
+    assert [j.name for j in jobs[len(jobs) - 5 * n_controls:]][:2] == [
+        "finetune_debiased_2_random_labels__f0.25__s0", "finetune_debiased_2_random_labels__f0.25__s1"]
     assert [j.name for j in jobs[5 * (2 + n_values):]][:3] == [
         "finetune_seal__f1__s0", "finetune_seal_adapt_v2__f1__s0", "finetune_class_balanced_0.4__f1__s0"]
     stack = list(jobs)
@@ -307,3 +311,46 @@ def test_a_block_pairs_each_setting_with_its_own_baselines(rules_script) -> None
     # paired differences: vs paper rule 2 and 3 points (mean 2.5), vs no adaptation 3 and 3 (mean 3.0)
     assert "| 24.00 ± 1.41 | 2 | +2.50" in row and "| +3.00" in row
     assert "| class_balanced_0.1 | (not run yet) | 0 |" in text and "s0 50.00; s1 50.00" in text
+
+
+def test_a_control_runs_its_setting_with_random_labels_and_pairs_with_it(rules_script, tmp_path: Path) -> None:
+    import yaml
+
+    plan = yaml.safe_load((ROOT / "configs/experiments/selection_rules.yaml").read_text())
+    table5 = yaml.safe_load((ROOT / "configs/experiments/table5.yaml").read_text())
+    block = rules_script.RulePlan(plan, table5, 0, tmp_path / "b", tmp_path / "b", tmp_path / "brec")
+    control = block.adapt("debiased_2_random_labels", None, 3)
+    rule = block.adapt("debiased", 2.0, 3)
+    # the same adapt as the setting it isolates, labels drawn at random, on the same pretrain
+    assert set(control.args) - set(rule.args) == {"adapt.labels=random"}
+    assert control.upstream[0] is rule.upstream[0] and control.fields["rule"] == "debiased_2_random_labels"
+    chosen = {r: {"done": True, "value": spec["values"][-1]} for r, spec in plan["rules"].items()}
+    assert not rules_script.is_chosen(chosen, "debiased_2_random_labels", None)  # never a candidate
+
+    def ft(rule, value, seed, m):
+        return {"kind": "finetune", "rule": rule, "value": value, "fraction": 0.25, "seed": seed, "mAP": m}
+
+    records = [ft("debiased", 2.0, s, m) for s, m in ((0, 0.24), (1, 0.25), (2, 0.23))]
+    records += [ft("debiased_2_random_labels", None, s, m) for s, m in ((0, 0.20), (1, 0.22), (2, 0.19))]
+    text = "\n".join(rules_script.block_section(plan, "rebuild1", records, chosen, 2))
+    row = next(line for line in text.splitlines() if line.startswith("| debiased_2_random_labels |"))
+    # paired with debiased_2: -4, -3, -4 points -> mean -3.67, an interval below zero
+    assert "| 20.33 ± 1.53 | 3 | debiased_2: -3.67 [" in row and "(0/3 seeds > 0)" in row
+    assert "labels carry information beyond their spread" in text
+    records = [r for r in records if r["rule"] != "debiased_2_random_labels"]
+    text = "\n".join(rules_script.block_section(plan, "rebuild1", records, chosen, 2))
+    assert "| debiased_2_random_labels | (not run yet) | 0 |" in text
+
+
+def test_a_block_control_the_plan_does_not_define_is_refused(rules_script) -> None:
+    import yaml
+
+    plan = yaml.safe_load((ROOT / "configs/experiments/selection_rules.yaml").read_text())
+    rules_script.check_controls(plan, "plan.yaml")  # the committed plan is consistent
+    plan["report"]["blocks"]["rebuild1"]["controls"].append("shuffled")
+    with pytest.raises(SystemExit, match="report.blocks.rebuild1.controls names 'shuffled'"):
+        rules_script.check_controls(plan, "plan.yaml")
+    plan["report"]["blocks"]["rebuild1"]["controls"].pop()
+    plan["controls"]["debiased_2_random_labels"]["isolates"]["value"] = 3.0  # not a value the plan tries
+    with pytest.raises(SystemExit, match="controls.debiased_2_random_labels"):
+        rules_script.check_controls(plan, "plan.yaml")
