@@ -213,8 +213,9 @@ def rebuilt_seeds(records: list[dict[str, Any]], table5: list[dict[str, Any]], r
 
 
 def block_section(plan: dict[str, Any], name: str, records: list[dict[str, Any]], chosen: dict[str, dict[str, Any]],
-                  table5_version: int) -> list[str]:
-    """One block: every setting beside the block's own baselines (built on the block's pretrains), paired by seed."""
+                  table5_version: int, figure: Optional[dict[str, dict[float, dict[str, Any]]]] = None) -> list[str]:
+    """One block: every setting beside the block's own baselines (built on the block's pretrains), paired by seed.
+    `figure`, if given, receives each chosen setting's paired differences per fraction (as build_report's)."""
     block, rw = plan["report"]["blocks"][name], plan["report"]["world_seed"]
     fraction = block["fraction"]
     lines = [f"## Block {name} (world {rw}, fraction {fraction:g}): every value beside its own baselines", "",
@@ -248,9 +249,12 @@ def block_section(plan: dict[str, Any], name: str, records: list[dict[str, Any]]
                 if not v:
                     lines.append(f"| {label} | (not run yet) | 0 | — | — |")
                     continue
+                d_paper = paired_difference(v, base.get("seal_adapt", {}))
+                d_none = paired_difference(v, base.get("seal", {}))
                 lines.append(f"| {label} | {'{:.2f} ± {:.2f}'.format(*mean_std(list(v.values())))} | {len(v)} | "
-                             f"{describe_interval(paired_difference(v, base.get('seal_adapt', {})))} | "
-                             f"{describe_interval(paired_difference(v, base.get('seal', {})))} |")
+                             f"{describe_interval(d_paper)} | {describe_interval(d_none)} |")
+                if figure is not None and is_chosen(chosen, rule, value):
+                    figure.setdefault(rule, {})[f] = {"paper": d_paper, "none": d_none}
         lines += [""]
     lines += control_table(plan, block, records, table5_version)
     adapts = [{**r, "_setting": setting_name(r["rule"], r.get("value"))} for r in records
@@ -273,6 +277,34 @@ READING = {
              "the setting's own.",
     "too few seeds": "too few paired seeds to read.",
 }
+
+
+def replication_section(original: dict[str, dict[float, dict[str, Any]]],
+                        blocks: dict[str, dict[str, dict[float, dict[str, Any]]]],
+                        chosen: dict[str, dict[str, Any]]) -> list[str]:
+    """Each chosen setting's paired differences on Table 5's pretrains beside the same on each block's own
+    pretrains: two independent replicates of one comparison (other pretrain weights, the same world and seeds)."""
+    if not any(blocks.values()):
+        return []
+    lines = ["## Replication: the chosen settings on two sets of pretrains", "",
+             "The same comparison made twice: on Table 5's pretrains (the world-0 tables above) and on a block's own "
+             "rebuilt pretrains. *same verdict* means both 95 % intervals say the same (both above zero, both "
+             "below, or both include it).", "",
+             "| setting | fraction | vs | Table 5's pretrains | " + " | ".join(f"block {b}" for b in blocks)
+             + " | same verdict |", "|---|---|---|---|" + "---|" * len(blocks) + "---|"]
+    for rule in sorted(original):
+        for fraction in sorted(original[rule]):
+            for key, label in (("paper", "paper rule"), ("none", "no adaptation")):
+                first = original[rule][fraction][key]
+                others = [b.get(rule, {}).get(fraction, {}).get(key) for b in blocks.values()]
+                cells = [describe_interval(d) if d else "—" for d in others]
+                verdicts = {verdict(d) for d in [first, *others] if d and d["n"] > 1}
+                same = ("—" if len(verdicts) == 0 or any(d is None or d["n"] < 2 for d in others)
+                        else "yes" if len(verdicts) == 1 else "**no**")
+                lines.append(f"| {setting_name(rule, chosen[rule]['value'])} | {fraction:g} | {label} | "
+                             f"{describe_interval(first)} | "
+                             + " | ".join(cells) + f" | {same} |")
+    return lines + [""]
 
 
 def control_table(plan: dict[str, Any], block: dict[str, Any], records: list[dict[str, Any]],
@@ -418,15 +450,17 @@ def build_report(plan: dict[str, Any], rec: dict[int, list[dict[str, Any]]], tab
     if choose_adapts:
         lines += [""] + round_table(choose_adapts, f"## Pseudo labels per round (world {cw}, the choose phase, means "
                                                    "over seeds)")
+    block_figures: dict[str, dict[str, dict[float, dict[str, Any]]]] = {name: {} for name in blocks}
     for name, records in blocks.items():
-        lines += block_section(plan, name, records, chosen, table5_version)
+        lines += block_section(plan, name, records, chosen, table5_version, block_figures[name])
+    lines += replication_section(figure, block_figures, chosen)
     lines += ["The last two columns come from each round's `kept_label_breakdown` (runs made before it show —; "
               "`results/pseudo_label_errors.md` sorts those runs' labels from their run directories).", "",
               "![selection rules](selection_rules.png)", "",
               *provenance_lines(rec[cw] + rec[rw] + [r for b in blocks.values() for r in b], note)]
     with atomic_write(out) as handle:
         handle.write("\n".join(lines))
-    draw_figure(figure, adapts, out.with_suffix(".png"), choose_adapts, cw, rw)
+    draw_figure(figure, adapts, out.with_suffix(".png"), choose_adapts, cw, rw, block_figures)
     print(f"wrote {out}")
 
 
@@ -456,10 +490,11 @@ def goal_line(rule: str, value: Any, v: dict[int, float], base: dict[str, dict[i
 
 def draw_figure(figure: dict[str, dict[float, dict[str, Any]]], adapts: list[dict[str, Any]], out_png: Path,
                 choose_adapts: Optional[list[dict[str, Any]]] = None, choose_world: int = 1,
-                report_world: int = 0) -> None:
+                report_world: int = 0, block_figures: Optional[dict[str, dict[str, dict[float, Any]]]] = None
+                ) -> None:
     """Left: last-round precision against the largest class's share per setting (collapse = right, low), filled
     for the report world, hollow for the choose world; right: chosen settings' paired Δ vs the paper rule with
-    95 % intervals, per label fraction."""
+    95 % intervals, per label fraction, on Table 5's pretrains (circles) and on each block's (squares)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -484,18 +519,23 @@ def draw_figure(figure: dict[str, dict[float, dict[str, Any]]], adapts: list[dic
         ax1.legend(fontsize=7, loc="lower left")
     ax1.set(xlabel="last round: largest class's share of kept labels", ylabel="last round: pseudo-label precision",
             title="collapse (right) vs precision", xlim=(0, 1.05), ylim=(0, 1.05))
-    rules = sorted(figure)
-    for j, fraction in enumerate(sorted({f for r in figure.values() for f in r})):
+    sets = [("Table 5's pretrains", figure, "o"),
+            *((f"block {name}", fig_b, "s") for name, fig_b in (block_figures or {}).items())]
+    rules = sorted({rule for _, fig_s, _ in sets for rule in fig_s})
+    fractions = sorted({f for _, fig_s, _ in sets for r in fig_s.values() for f in r})
+    series = [(label, fig_s, marker, fraction) for fraction in fractions for label, fig_s, marker in sets]
+    for j, (label, fig_s, marker, fraction) in enumerate(series):
         xs, ys, lo, hi = [], [], [], []
         for i, rule in enumerate(rules):
-            d = figure[rule].get(fraction, {}).get("paper")
+            d = fig_s.get(rule, {}).get(fraction, {}).get("paper")
             if d and d["n"] > 1:
-                xs.append(i + 0.15 * (j - 0.5))
+                xs.append(i + 0.6 * ((j + 0.5) / len(series) - 0.5))
                 ys.append(d["mean"])
                 lo.append(d["mean"] - d["low"])
                 hi.append(d["high"] - d["mean"])
         if xs:
-            ax2.errorbar(xs, ys, yerr=[lo, hi], fmt="o", capsize=3, label=f"fraction {fraction:g}")
+            ax2.errorbar(xs, ys, yerr=[lo, hi], fmt=marker, capsize=3, color=f"C{fractions.index(fraction)}",
+                         mfc="none" if marker == "s" else None, label=f"fraction {fraction:g}, {label}")
     ax2.axhline(0, color="grey", lw=0.8)
     ax2.set_xticks(range(len(rules)), rules, rotation=20, fontsize=8)
     ax2.set(ylabel="Δ frame-mAP vs paper rule (points)", title="chosen settings, paired 95 % CI")

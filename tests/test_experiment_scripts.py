@@ -354,3 +354,19 @@ def test_a_block_control_the_plan_does_not_define_is_refused(rules_script) -> No
     plan["controls"]["debiased_2_random_labels"]["isolates"]["value"] = 3.0  # not a value the plan tries
     with pytest.raises(SystemExit, match="controls.debiased_2_random_labels"):
         rules_script.check_controls(plan, "plan.yaml")
+
+
+def test_replication_puts_both_sets_of_pretrains_side_by_side(rules_script) -> None:
+    from seal_transfer.experiment import paired_difference
+
+    seeds = range(5)
+    above = paired_difference({s: 2.0 + 0.1 * s for s in seeds}, {s: 0.0 for s in seeds})
+    spread = paired_difference({s: (-1) ** s * 3.0 for s in seeds}, {s: 0.0 for s in seeds})
+    original = {"score_weight": {0.25: {"paper": above, "none": above}}}
+    blocks = {"rebuild1": {"score_weight": {0.25: {"paper": spread, "none": above}}}}
+    chosen = {"score_weight": {"done": True, "value": None}}
+    lines = rules_script.replication_section(original, blocks, chosen)
+    vs_paper = next(line for line in lines if line.startswith("| score_weight | 0.25 | paper rule |"))
+    vs_none = next(line for line in lines if line.startswith("| score_weight | 0.25 | no adaptation |"))
+    assert vs_paper.endswith("| **no** |") and vs_none.endswith("| yes |")  # above zero once, inconclusive once
+    assert rules_script.replication_section(original, {"rebuild1": {}}, chosen) == []  # nothing to set beside yet
