@@ -65,6 +65,7 @@ def test_pretrain_adapt_finetune_chain(tmp_path: Path, cache: Path) -> None:
         assert (round_dir / "model.pt").is_file() and (round_dir / "metrics.json").is_file()
     adapt = json.loads((run / "adapt" / "metrics.json").read_text())
     assert adapt["rounds"] == 2 and len(adapt["per_round"]) == 2
+    _offline_round1_equals_the_stage(run, cache)
 
     proc = run_cli("finetune", "--config", SMOKE, f"run_dir={run}", cache=cache)
     assert "starting from adapt stage" in proc.stdout
@@ -84,6 +85,34 @@ def test_pretrain_adapt_finetune_chain(tmp_path: Path, cache: Path) -> None:
 
     again = run_cli("finetune", "--config", SMOKE, f"run_dir={run}", cache=cache)
     assert "already finished" in again.stdout
+
+
+def _offline_round1_equals_the_stage(run: Path, cache: Path) -> None:
+    """One scoring pass outside the stage (`score_target_pools`, what the offline rule analyses start from) gives
+    round 1 exactly the scores the stage labelled with: the paper rule reapplied keeps the same boxes."""
+    import numpy as np
+    import torch
+
+    from seal_transfer.config.loader import load_config
+    from seal_transfer.config.schema import Config
+    from seal_transfer.pseudo.rounds import score_target_pools
+    from seal_transfer.pseudo.rules import build_rule
+
+    args = [f"run_dir={run}", f"data.cache_dir={cache}", "trainer.enable_progress_bar=false", "adapt.rounds=2",
+            "adapt.epochs_per_round=1"]
+    cfg = load_config(Config, [SMOKE], args)
+    stats = json.loads((run / "adapt" / "round_1" / "stats.json").read_text())
+    pools = score_target_pools(cfg, run / "pretrain" / "model.pt", 1)
+    assert [p.name for p in pools] == list(stats["pools"])
+    for pool in pools:
+        selection, _ = build_rule(cfg.adapt)(torch.from_numpy(pool.scores.view1), torch.from_numpy(pool.scores.view2),
+                                             1, None)
+        recorded = stats["pools"][pool.name]
+        assert len(pool.scores.box_ids) == recorded["samples_seen"]
+        assert int(selection.keep.sum()) == recorded["kept"]
+        assert float(selection.agree.float().mean()) == pytest.approx(recorded["view_agreement_rate"], abs=1e-6)
+        best = np.maximum(pool.scores.view1.max(1), pool.scores.view2.max(1)).mean()
+        assert float(best) == pytest.approx(recorded["mean_max_score_all"], abs=1e-6)  # the same scores
 
 
 @pytest.mark.e2e

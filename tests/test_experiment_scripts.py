@@ -370,3 +370,44 @@ def test_replication_puts_both_sets_of_pretrains_side_by_side(rules_script) -> N
     vs_none = next(line for line in lines if line.startswith("| score_weight | 0.25 | no adaptation |"))
     assert vs_paper.endswith("| **no** |") and vs_none.endswith("| yes |")  # above zero once, inconclusive once
     assert rules_script.replication_section(original, {"rebuild1": {}}, chosen) == []  # nothing to set beside yet
+
+
+def test_labeller_ceilings_on_hand_made_scores() -> None:
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        ceiling = importlib.import_module("analyse_labeller_ceiling")
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    ids = np.array([10, 20, 30])
+    s = np.array([[0.9, 0.1, 0.0],   # argmax 10, true 10
+                  [0.6, 0.5, 0.1],   # argmax 10, true 20
+                  [0.2, 0.1, 0.7],   # argmax 30, true 10
+                  [0.1, 0.8, 0.2]],  # argmax 20, no action
+                 np.float32)
+    out = ceiling.ceilings(s, s, [{10}, {20}, {10}, set()], ids)
+    assert out["truth_classes"] == 2 and out["majority_class_frequency"] == pytest.approx(2 / 3)
+    assert out["argmax_all"] == {"labels": 4, "precision": 0.25, "coverage": 1.0, "correct_coverage": 0.5}
+    assert out["argmax_true_only"] == {"labels": 1, "precision": 1.0, "coverage": 0.5, "correct_coverage": 0.5}
+    # per class, its best box by its own score: 10 -> box 0 (true), 20 -> box 3 (no action), 30 -> box 2 (wrong)
+    assert out["class_top1"]["precision"] == pytest.approx(1 / 3) and out["class_top1"]["correct_coverage"] == 0.5
+    # two per class: box 1 now labelled 20 as well, so both true classes are named correctly once
+    assert out["class_top2"]["labels"] == 6 and out["class_top2"]["correct_coverage"] == 1.0
+    assert out["argmax_top2"]["labels"] == 4  # class 10 has two argmax boxes, 20 and 30 one each
+    ceil = [out]
+    reading = ceiling.goal_reading({}, ceil, [2 * out["majority_class_frequency"]])
+    # at precision >= 4/3 nothing qualifies; at 0.5 the truth-kept argmax qualifies but names only half
+    assert reading.startswith("No selection measured here reaches")
+    reading = ceiling.goal_reading({}, ceil, [0.5])
+    assert "names correctly is 0.50" in reading and "out of a selection rule's reach" in reading
+
+
+def test_labeller_ceiling_report_from_the_committed_records(tmp_path: Path) -> None:
+    out = tmp_path / "labeller_ceiling.md"
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "analyse_labeller_ceiling.py"), "--report-only",
+                             "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = out.read_text()
+    assert "offline and recorded agree" in text  # the committed records: every recorded round 1 reproduced offline
+    assert out.with_suffix(".png").stat().st_size > 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -43,12 +43,14 @@ from seal_transfer.pseudo.distributed import (
     score_two_views_distributed,
 )
 from seal_transfer.pseudo.labeler import (
+    TwoViewScores,
     coverage_from_counts,
     label_rows,
     oracle_selection,
     pool_truths,
     pseudo_label_rows,
     random_selection,
+    score_two_views,
     selection_stats,
     uncertain_classes,
 )
@@ -79,8 +81,41 @@ def _target_pool(cfg: Any, acfg: AdaptConfig) -> list[tuple[str, DomainSplit]]:
     return pools
 
 
-def _labelling_split(cfg: Any, split: DomainSplit, what: str) -> KeyframeSplit:
-    return make_keyframe_split(cfg, split, clip=clip_spec(cfg.model), train=True, labelled=False, views=2, what=what)
+def _labelling_split(cfg: Any, split: DomainSplit, what: str, round_index: int) -> KeyframeSplit:
+    """A pool's two-view dataset with round `round_index`'s views: they differ per round, so the dataset's epoch
+    slot carries the round number into the view seeds."""
+    labelling = make_keyframe_split(cfg, split, clip=clip_spec(cfg.model), train=True, labelled=False, views=2,
+                                    what=what)
+    labelling.dataset.set_epoch(10_000 + round_index)
+    return labelling
+
+
+@dataclass
+class PoolScores:
+    """One target pool as a round's selection rule sees it."""
+
+    name: str
+    split: KeyframeSplit
+    scores: TwoViewScores
+    truths: Optional[list[set[int]]]  # each box's hidden true source classes (synthetic worlds only)
+
+
+def score_target_pools(cfg: Any, weights: Path, round_index: int = 1) -> list[PoolScores]:
+    """The two-view scores of every target pool box under the labeller `weights`, with round `round_index`'s
+    views — exactly what `label_round` hands the rule — in one process. Rules that differ only in how they select
+    can then be compared offline on one scoring pass (`scripts/analyse_labeller_ceiling.py`)."""
+    source_classes = source_labelmap(cfg)
+    check_source_label_space(weights, source_classes, bool(cfg.allow_pickle_checkpoints))
+    module = _build_scorer(cfg, source_classes, weights)
+    out: list[PoolScores] = []
+    for name, split in _target_pool(cfg, cfg.adapt):
+        labelling = _labelling_split(cfg, split, f"target {name} (pseudo-labelling)", round_index)
+        scores = score_two_views(module, labelling, batch_size=int(cfg.adapt.label_batch_size or cfg.data.batch_size),
+                                 num_workers=int(cfg.data.num_workers), progress=bool(cfg.trainer.enable_progress_bar))
+        truth = hidden_truth(cfg, name)
+        out.append(PoolScores(name, labelling, scores, pool_truths(labelling, scores, truth) if truth is not None
+                              else None))
+    return out
 
 
 def check_source_label_space(weights: Path, labelmap: LabelMap, allow_pickle: bool = False) -> None:
@@ -151,9 +186,7 @@ def label_round(
     rule = build_rule(acfg)
     previous_state = _previous_rule_state(round_dir, round_index)
     for name, split in _target_pool(cfg, acfg):
-        labelling = _labelling_split(cfg, split, f"target {name} (pseudo-labelling)")
-        # Views differ per round: the dataset's epoch slot carries the round number into the view seeds.
-        labelling.dataset.set_epoch(10_000 + round_index)
+        labelling = _labelling_split(cfg, split, f"target {name} (pseudo-labelling)", round_index)
         scores = score_two_views_distributed(
             module,
             labelling,
