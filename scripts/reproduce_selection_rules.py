@@ -433,6 +433,8 @@ def build_report(plan: dict[str, Any], rec: dict[int, list[dict[str, Any]]], tab
                       + "; ".join(drift) + "."]
     lines += ["", "## The goal, per rule at its chosen setting (world 0, fraction 0.25)", ""]
     lines += goal_lines or ["- No rule has both a chosen setting and report-world runs yet."]
+    lines += ["", "What any selection could keep from the round-1 labeller, and why coverage alone can be met with "
+              "wrong labels: `results/labeller_ceiling.md` (`scripts/analyse_labeller_ceiling.py`)."]
     adapts = []
     for r in rec[rw]:
         if r.get("kind") == "adapt":
