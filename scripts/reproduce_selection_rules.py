@@ -21,7 +21,7 @@ On a fresh machine (run directories gone, records kept) two queues side by side 
 pretrains, then the runs:
 
     python scripts/reproduce_selection_rules.py --upstream-only --shard 0/2 &   # and 1/2 beside it; wait
-    python scripts/reproduce_selection_rules.py --shard 0/2 &                   # and 1/2 beside it
+    python scripts/reproduce_selection_rules.py --share &                       # twice: the queues share the runs
 """
 
 from __future__ import annotations
@@ -47,14 +47,15 @@ from seal_transfer.experiment import (
     Runner,
     built_on_rebuild,
     by_seed,
+    deal_shard,
     describe_interval,
-    in_shard,
     load_records,
     mean_std,
     paired_difference,
     parse_shard,
     planned_runs,
     provenance_lines,
+    run_claimed,
     shared_upstream_ready,
     verdict,
     verdict_phrase,
@@ -590,8 +591,8 @@ def block_jobs(plan: dict[str, Any], name: str, block_plan: RulePlan, chosen: di
                ) -> list[tuple[RulePlan, Job]]:
     """One block of the report world (its own pretrains, records and baselines), seed by seed: the baseline rows,
     then the knob values not yet reported, then the chosen values -- so a budget that stops mid-block leaves
-    complete, exactly paired seeds behind. Then, per fraction in `also_at`, seed by seed, the baselines and the
-    chosen values only."""
+    complete, exactly paired seeds behind. Then the block's controls, seed by seed; then, per fraction in `also_at`,
+    seed by seed, the baselines and the chosen values only."""
     block = plan["report"]["blocks"][name]
     fraction = block["fraction"]
     jobs: list[tuple[RulePlan, Job]] = []
@@ -601,14 +602,14 @@ def block_jobs(plan: dict[str, Any], name: str, block_plan: RulePlan, chosen: di
             for rule, spec in plan["rules"].items():
                 jobs += [(block_plan, block_plan.finetune(rule, v, fraction, seed)) for v in spec["values"]
                          if is_chosen(chosen, rule, v) == want_chosen]
+    for seed in plan["report"]["seeds"]:  # the controls, seed by seed (before also_at: see the plan)
+        jobs += [(block_plan, block_plan.finetune(control, None, fraction, seed))
+                 for control in block.get("controls") or []]
     for other in block.get("also_at") or []:
         for seed in plan["report"]["seeds"]:
             jobs += [(block_plan, block_plan.baseline(row, other, seed)) for row in block["baseline_rows"]]
             jobs += [(block_plan, block_plan.finetune(rule, chosen[rule]["value"], other, seed))
                      for rule in plan["rules"] if chosen[rule]["done"]]
-    for seed in plan["report"]["seeds"]:  # added after the rest was planned: last, so they reorder nothing
-        jobs += [(block_plan, block_plan.finetune(control, None, fraction, seed))
-                 for control in block.get("controls") or []]
     return jobs
 
 
@@ -650,6 +651,10 @@ def main() -> None:
     ap.add_argument("--shard", default=None, metavar="I/N",
                     help="run only shard I of N (0-based): two queues side by side, e.g. 0/2 and 1/2, never run the "
                          "same adapt; the SEAL pretrains must exist (they are Table 5's on the report world)")
+    ap.add_argument("--share", action="store_true",
+                    help="run beside other invocations started with --share, sharing the work as it goes: each takes "
+                         "the next run no other holds (a lock per adapt run under RUN_ROOT/claims); the SEAL "
+                         "pretrains must exist, as for --shard")
     ap.add_argument("--upstream-only", action="store_true",
                     help="only (re)build the report world's shared SEAL pretrains, weights included (with --shard: "
                          "this shard's share of them), so that sharded queues can start")
@@ -657,6 +662,8 @@ def main() -> None:
     ap.add_argument("--dry-run", action="store_true",
                     help="list every planned run (and its upstream) as 'reuse' (a matching record) or 'run'")
     args = ap.parse_args()
+    if args.share and args.shard:
+        raise SystemExit("--share and --shard are two ways to split the work: give one")
     plan = yaml.safe_load((ROOT / args.plan).read_text())
     table5 = yaml.safe_load((ROOT / TABLE5_PLAN).read_text())
     cw, rw = plan["choose"]["world_seed"], plan["report"]["world_seed"]
@@ -711,17 +718,22 @@ def main() -> None:
             print(f"pretrains: {built} built, {sum(len(r.reused) for r in runner_of.values())} already there")
             return
         for phase in phases:
-            todo = [(runner_of[id(p)], job) for p, job in phase() if in_shard(job, shard)]
-            if shard is not None:
+            planned = phase()
+            mine = {id(job) for job in deal_shard([job for _, job in planned], shard)}
+            todo = [(runner_of[id(p)], job) for p, job in planned if id(job) in mine]
+            if shard is not None or args.share:
                 # A run with a matching record needs nothing upstream; only the rest wait for their pretrain.
                 ready = [(runner, job) for runner, job in todo
                          if runner.record_of(job) is not None or shared_upstream_ready(runner, job)]
                 if len(ready) < len(todo):
                     first = next(job.name for runner, job in todo if (runner, job) not in ready)
-                    print(f"shard {args.shard}: skipping {len(todo) - len(ready)} runs whose SEAL pretrain does not "
-                          f"exist yet (first: {first}); build them first with --upstream-only")
+                    print(f"{'shared queue' if args.share else f'shard {args.shard}'}: skipping "
+                          f"{len(todo) - len(ready)} runs whose SEAL pretrain does not exist yet (first: {first}); "
+                          "build them first with --upstream-only")
                 todo = ready
-            if not all(runner.ensure(job) is not None for runner, job in todo):
+            done = (run_claimed(todo, ROOT / args.run_root / "claims") if args.share
+                    else all(runner.ensure(job) is not None for runner, job in todo))
+            if not done:
                 print("time budget reached; the next invocation continues from the records")
                 break
         ran = sum(len(r.ran) for r in runner_of.values())

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from seal_transfer.utils.fileio import write_json
+from seal_transfer.utils.locks import LockBusy, process_lock
 
 RECORD_VERSION = 1
 
@@ -422,13 +423,44 @@ def shard_key(job: Job) -> str:
     return next((j.name for j in _chain(job) if j.stage == "adapt"), job.name)
 
 
-def in_shard(job: Job, shard: Optional[tuple[int, int]]) -> bool:
-    """Whether this invocation's shard (`--shard I/N`) runs `job`: a stable hash of its `shard_key`, mod N."""
+def deal_shard(jobs: Sequence[Job], shard: Optional[tuple[int, int]]) -> list[Job]:
+    """The jobs of this invocation's shard (`--shard I/N`): the `shard_key`s in order of first appearance in the
+    planned list, dealt out by position (key k to shard k mod N). Dealing by position keeps the shards' shares
+    level all along the plan's order (a hash of the name left one of two queues with 49 runs and the other with
+    6). `jobs` must be the whole planned list, not what is left of it, so every shard deals the same way
+    whenever it starts."""
     if shard is None:
-        return True
-    import zlib
+        return list(jobs)
+    order: dict[str, int] = {}
+    for job in jobs:
+        order.setdefault(shard_key(job), len(order))
+    return [job for job in jobs if order[shard_key(job)] % shard[1] == shard[0]]
 
-    return zlib.crc32(shard_key(job).encode("utf-8")) % shard[1] == shard[0]
+
+def run_claimed(pairs: Sequence[tuple[Runner, Job]], claims_dir: Path) -> bool:
+    """Run `pairs` in order beside other queues running the same list: the work is shared as it goes, not dealt out
+    beforehand. Each chain (`shard_key`: an adapt with every finetune on it) is claimed with a process lock under
+    `claims_dir` while it runs. A chain that another queue holds is deferred; once the list is through, each
+    deferred one is waited for and then reused from its record. The kernel drops a dead queue's claim, so a
+    killed queue leaves nothing to clean up. Shared pretrains must exist first (`shared_upstream_ready`).
+    Returns False when the time budget ran out."""
+    claims_dir.mkdir(parents=True, exist_ok=True)
+    deferred: list[tuple[Runner, Job]] = []
+    for runner, job in pairs:
+        if runner.record_of(job) is not None:
+            runner.ensure(job)  # a reuse: counted, nothing run
+            continue
+        try:
+            with process_lock(claims_dir / f"{shard_key(job)}.lock", note=f"{os.getpid()} {job.name}\n"):
+                if runner.ensure(job) is None:
+                    return False
+        except LockBusy:
+            deferred.append((runner, job))
+    for runner, job in deferred:
+        with process_lock(claims_dir / f"{shard_key(job)}.lock", wait=True):
+            if runner.ensure(job) is None:
+                return False
+    return True
 
 
 def shared_upstream_ready(runner: Runner, job: Job) -> bool:

@@ -19,6 +19,7 @@ from seal_transfer.experiment import (
     matching_record,
     paired_difference,
     record_path,
+    run_claimed,
     t975,
     verdict,
     verdict_phrase,
@@ -183,3 +184,32 @@ def test_paired_difference_matches_hand_computation() -> None:
 def test_hash_is_order_free_in_dicts_and_sensitive_to_values() -> None:
     assert config_hash({"a": 1, "b": 2}) == config_hash({"b": 2, "a": 1})
     assert config_hash({"a": 1}) != config_hash({"a": 2})
+
+
+def _shared_queue(project: str, out: str) -> None:
+    """One queue of test_queues_started_together_share_the_work (a forked process)."""
+    root = Path(project)
+    runner = Runner(root, "x", ["c.yaml"], [], root / "results" / "runs" / "x", root / "runs")
+    pre = Job("pre", "pretrain", ["lr=0.1"], root / "runs" / "pre")
+    jobs = [Job(f"fine{i}", "finetune", [f"lr={i}"], root / "runs" / f"fine{i}", upstream=[pre]) for i in range(6)]
+    assert run_claimed([(runner, j) for j in jobs], root / "runs" / "claims")
+    Path(out).write_text("\n".join(runner.ran))
+
+
+def test_queues_started_together_share_the_work(project: Path) -> None:
+    import multiprocessing
+
+    Runner(project, "x", ["c.yaml"], [], project / "results" / "runs" / "x", project / "runs").ensure(
+        Job("pre", "pretrain", ["lr=0.1"], project / "runs" / "pre"))  # shared pretrains exist first
+    ctx = multiprocessing.get_context("fork")
+    outs = [project / f"ran{i}.txt" for i in range(2)]
+    queues = [ctx.Process(target=_shared_queue, args=(str(project), str(o))) for o in outs]
+    for q in queues:
+        q.start()
+    for q in queues:
+        q.join(120)
+        assert q.exitcode == 0
+    ran = [set(o.read_text().split()) for o in outs]
+    assert ran[0] | ran[1] == {f"fine{i}" for i in range(6)} and not ran[0] & ran[1]  # each run once, by one queue
+    assert all(ran)  # both queues took some
+    assert sorted(_calls(project)[1:]) == sorted(f"finetune {i}" for i in range(6))

@@ -104,12 +104,13 @@ def test_with_blocks_the_other_values_run_in_a_block_beside_its_own_baselines(ru
     assert "finetune_class_balanced_0.1__f0.25__s0" in seed0[2:first_chosen]  # other values before chosen ones
     n_values = sum(len(s["values"]) for s in plan["rules"].values())
     n_controls = len(plan["report"]["blocks"]["rebuild1"]["controls"])
-    # then 1.0: baselines + chosen values; then the controls at 0.25, last
-    assert len(jobs) == 5 * (2 + n_values) + 5 * (2 + len(plan["rules"])) + 5 * n_controls
-    assert all("__f1__" in j.name for j in jobs[5 * (2 + n_values):len(jobs) - 5 * n_controls])
-    assert [j.name for j in jobs[len(jobs) - 5 * n_controls:]][:2] == [
+    # then the controls at 0.25, seed by seed; then 1.0: baselines + chosen values
+    assert len(jobs) == 5 * (2 + n_values) + 5 * n_controls + 5 * (2 + len(plan["rules"]))
+    first_f1 = 5 * (2 + n_values) + 5 * n_controls
+    assert [j.name for j in jobs[5 * (2 + n_values):first_f1]][:2] == [
         "finetune_debiased_2_random_labels__f0.25__s0", "finetune_debiased_2_random_labels__f0.25__s1"]
-    assert [j.name for j in jobs[5 * (2 + n_values):]][:3] == [
+    assert all("__f1__" in j.name for j in jobs[first_f1:])
+    assert [j.name for j in jobs[first_f1:]][:3] == [
         "finetune_seal__f1__s0", "finetune_seal_adapt_v2__f1__s0", "finetune_class_balanced_0.4__f1__s0"]
     stack = list(jobs)
     while stack:  # every job of the block, pretrains included, keeps its record and run directory in the block
@@ -221,16 +222,21 @@ def test_pseudo_label_analysis_groups_a_boxes_rows(tmp_path: Path) -> None:
 def test_shards_split_the_report_world_by_adapt_run(rules_script, tmp_path: Path) -> None:
     import yaml
 
-    from seal_transfer.experiment import in_shard, parse_shard, shard_key
+    from seal_transfer.experiment import deal_shard, parse_shard, shard_key
 
     plan = yaml.safe_load((ROOT / "configs/experiments/selection_rules.yaml").read_text())
     table5 = yaml.safe_load((ROOT / "configs/experiments/table5.yaml").read_text())
     report = rules_script.RulePlan(plan, table5, 0, tmp_path / "w0", tmp_path / "t5", tmp_path / "t5rec")
     chosen = {rule: {"done": True, "value": spec["values"][0]} for rule, spec in plan["rules"].items()}
     jobs = [job for _, job in rules_script.report_jobs(plan, report, chosen)]
-    shards = [[j for j in jobs if in_shard(j, (i, 2))] for i in range(2)]
+    shards = [deal_shard(jobs, (i, 2)) for i in range(2)]
     assert sorted(j.name for s in shards for j in s) == sorted(j.name for j in jobs)  # a partition
     assert all(shards) and not {j.name for j in shards[0]} & {j.name for j in shards[1]}
+    keys = [len({shard_key(j) for j in s}) for s in shards]
+    assert abs(keys[0] - keys[1]) <= 1  # dealt by position: the adapts split evenly
+    head = [len({shard_key(j) for j in s if j in jobs[:20]}) for s in shards]
+    assert abs(head[0] - head[1]) <= 1  # and evenly along the plan's order, not only in total
+    assert deal_shard(jobs, None) == jobs
     owners = {}
     for i, shard in enumerate(shards):  # every finetune of one adapt (0.25 and 1.0) lands in the same shard
         for job in shard:
