@@ -31,7 +31,13 @@ from typing import Any, Optional
 import numpy as np
 import torch
 import yaml
-from reproduce_selection_rules import TABLE5_PLAN, RulePlan, block_dir, setting_name  # the sibling scripts
+from reproduce_selection_rules import (  # the sibling scripts
+    TABLE5_PLAN,
+    RulePlan,
+    block_dir,
+    setting_name,
+    world_runner,
+)
 
 from seal_transfer.config.loader import load_config
 from seal_transfer.config.schema import Config
@@ -336,9 +342,7 @@ def main() -> None:
     records_dir = ROOT / args.records / folder
     run_root = ROOT / args.run_root / folder
     block = RulePlan(plan, table5, world, run_root, run_root, ROOT / args.rules_records / folder)
-    runner = Runner(ROOT, plan["experiment"], [plan["config"]],
-                    [f"data.synthetic.preset={plan['preset']}", f"data.synthetic.seed={world}",
-                     "trainer.enable_progress_bar=false"], ROOT / args.rules_records / folder, run_root)
+    runner = world_runner(plan, world, ROOT / args.rules_records / folder, run_root)
     if not args.report_only:
         missing = []
         for seed in plan["report"]["seeds"]:

@@ -613,6 +613,15 @@ def block_jobs(plan: dict[str, Any], name: str, block_plan: RulePlan, chosen: di
     return jobs
 
 
+def world_runner(plan: dict[str, Any], world: int, records_dir: Path, run_root: Path,
+                 deadline: Optional[float] = None) -> Runner:
+    """The runner of one world's (or block's) runs: the plan's config on its synthetic world, no progress bars. The
+    one place their common arguments are written, so every script that finds these runs' records hashes alike."""
+    common = [f"data.synthetic.preset={plan['preset']}", f"data.synthetic.seed={world}",
+              "trainer.enable_progress_bar=false"]
+    return Runner(ROOT, plan["experiment"], [plan["config"]], common, records_dir, run_root, deadline)
+
+
 def check_controls(plan: dict[str, Any], where: str) -> None:
     """Refuse, before any run, a block control the plan does not define or one that isolates no planned value."""
     controls = plan.get("controls") or {}
@@ -677,10 +686,7 @@ def main() -> None:
     if not args.report_only:
         deadline = started + 60 * args.budget_min if args.budget_min else None
         def runner_for(world: int, folder: str) -> Runner:
-            common = [f"data.synthetic.preset={plan['preset']}", f"data.synthetic.seed={world}",
-                      "trainer.enable_progress_bar=false"]
-            return Runner(ROOT, plan["experiment"], [plan["config"]], common, records_root / folder,
-                          ROOT / args.run_root / folder, deadline)
+            return world_runner(plan, world, records_root / folder, ROOT / args.run_root / folder, deadline)
 
         choose_plan = RulePlan(plan, table5, cw, ROOT / args.run_root / f"w{cw}", None, None)
         report_plan = RulePlan(plan, table5, rw, ROOT / args.run_root / f"w{rw}", ROOT / args.table5_runs / f"w{rw}",
