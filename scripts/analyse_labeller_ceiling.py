@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
-import torch
 import yaml
 from reproduce_selection_rules import (  # the sibling scripts
     TABLE5_PLAN,
@@ -53,9 +52,8 @@ from seal_transfer.experiment import (
     weights_digest,
     write_record,
 )
-from seal_transfer.pseudo.labeler import random_selection, selection_stats
-from seal_transfer.pseudo.rounds import score_target_pools
-from seal_transfer.pseudo.rules import build_rule
+from seal_transfer.pseudo.labeler import selection_stats
+from seal_transfer.pseudo.rounds import round_selection, score_target_pools
 from seal_transfer.report.plots import save_figure
 from seal_transfer.utils.fileio import atomic_write
 
@@ -80,15 +78,6 @@ def stage_config(runner: Runner, job: Job) -> Any:
     """The typed config the adapt stage loaded for `job` (the experiment runner's files and arguments)."""
     return load_config(Config, [ROOT / c for c in runner.configs], [f"run_dir={job.run_dir}", *runner.common,
                                                                    *job.args])
-
-
-def round1_selection(cfg: Any, view1: np.ndarray, view2: np.ndarray) -> Any:
-    """Round 1 of the stage's rule: no state carried in, the random control's generator seeded as the stage seeds
-    it."""
-    selection, _ = build_rule(cfg.adapt)(torch.from_numpy(view1), torch.from_numpy(view2), 1, None)
-    if cfg.adapt.labels == "random":
-        selection = random_selection(selection, np.random.default_rng([int(cfg.seed), 1, 11]))
-    return selection
 
 
 def _score(labels: list[tuple[int, int]], truths: list[set[int]], present: set[int], ids: np.ndarray
@@ -144,7 +133,7 @@ def analyse_seed(runner: Runner, jobs: list[tuple[str, Job]]) -> dict[str, Any]:
     offline: dict[str, Any] = {}
     for label, job in jobs:
         cfg = stage_config(runner, job)
-        sel = round1_selection(cfg, pool.scores.view1, pool.scores.view2)
+        sel, _ = round_selection(cfg, pool.scores, 1, None, pool.truths, labelmap)
         stats = selection_stats(pool.split, pool.scores, sel, labelmap, hidden_truth(cfg, pool.name), pool.truths)
         named = [(int(b), int(c)) for b, c in zip(*np.nonzero(sel.labels.numpy()))]
         offline[label] = {"run": job.name, "run_hash": runner.job_hash(job),

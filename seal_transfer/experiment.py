@@ -447,9 +447,6 @@ def run_claimed(pairs: Sequence[tuple[Runner, Job]], claims_dir: Path) -> bool:
     claims_dir.mkdir(parents=True, exist_ok=True)
     deferred: list[tuple[Runner, Job]] = []
     for runner, job in pairs:
-        if runner.record_of(job) is not None:
-            runner.ensure(job)  # a reuse: counted, nothing run
-            continue
         try:
             with process_lock(claims_dir / f"{shard_key(job)}.lock", note=f"{os.getpid()} {job.name}\n"):
                 if runner.ensure(job) is None:

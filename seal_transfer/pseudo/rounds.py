@@ -155,6 +155,23 @@ def _build_scorer(cfg: Any, source_labelmap: LabelMap, weights: Path) -> Detecti
     return module
 
 
+def round_selection(cfg: Any, scores: TwoViewScores, round_index: int, state: Optional[dict[str, Any]],
+                    truths: Optional[list[set[int]]], source_labelmap: LabelMap, rule: Optional[Any] = None
+                    ) -> tuple[Any, dict[str, Any]]:
+    """What round `round_index` keeps from a pool's scores: the `adapt.selection` rule (`state`: what it carried from
+    the previous round), then the `adapt.labels` source (oracle: the hidden truth; random: seeded per seed and
+    round). The one place the stage and offline analyses (`scripts/analyse_labeller_ceiling.py`) select."""
+    acfg = cfg.adapt
+    selection, rule_state = (rule or build_rule(acfg))(torch.from_numpy(scores.view1), torch.from_numpy(scores.view2),
+                                                       round_index, state)
+    if acfg.labels == "oracle":
+        assert truths is not None  # checked at the stage entry (require_hidden_truth)
+        selection = oracle_selection(selection, truths, source_labelmap)
+    elif acfg.labels == "random":
+        selection = random_selection(selection, np.random.default_rng([int(cfg.seed), round_index, 11]))
+    return selection, rule_state
+
+
 def label_round(
     cfg: Any, acfg: AdaptConfig, round_dir: Path, round_index: int, weights: Path, source_labelmap: LabelMap
 ) -> dict[str, Any]:
@@ -198,16 +215,11 @@ def label_round(
         )
         if scores is None:  # not rank 0: its shard is written, rank 0 merges
             continue
-        selection, rule_state = rule(torch.from_numpy(scores.view1), torch.from_numpy(scores.view2), round_index,
-                                     previous_state.get(name))
-        stats["rule_state"][name] = rule_state
         truth = hidden_truth(cfg, name)
         truths = pool_truths(labelling, scores, truth) if truth is not None else None
-        if acfg.labels == "oracle":
-            assert truths is not None  # checked at the stage entry (require_hidden_truth)
-            selection = oracle_selection(selection, truths, source_labelmap)
-        elif acfg.labels == "random":
-            selection = random_selection(selection, np.random.default_rng([int(cfg.seed), round_index, 11]))
+        selection, rule_state = round_selection(cfg, scores, round_index, previous_state.get(name), truths,
+                                                source_labelmap, rule)
+        stats["rule_state"][name] = rule_state
         rows.append(pseudo_label_rows(labelling, scores, selection, source_labelmap))
         stats["pools"][name] = selection_stats(labelling, scores, selection, source_labelmap, truth, truths)
         if acfg.negatives == "confident":
