@@ -137,10 +137,22 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
 def paired_difference(a: dict[Any, float], b: dict[Any, float]) -> dict[str, Any]:
     """Mean of a[s] - b[s] over the seeds both have, with its 95 % t-interval (NaN bounds for fewer than 2)."""
     seeds = sorted(set(a) & set(b))
-    diffs = [a[s] - b[s] for s in seeds]
+    return _summarise_differences([a[s] - b[s] for s in seeds], seeds)
+
+
+def pooled_difference(*parts: dict[str, Any]) -> dict[str, Any]:
+    """Several paired differences (each from `paired_difference`, e.g. one per independent set of pretrains) taken
+    as one sample of their per-seed differences: more pairs, so a tighter interval, if the sets measure one effect.
+    Seeds are named `<part>:<seed>` since the same seed number in two sets is two different runs."""
+    diffs = [d for part in parts for d in part["diffs"]]
+    seeds = [f"{i}:{s}" for i, part in enumerate(parts) for s in part["seeds"]]
+    return _summarise_differences(diffs, seeds)
+
+
+def _summarise_differences(diffs: list[float], seeds: list[Any]) -> dict[str, Any]:
     m, s = mean_std(diffs)
     half = t975(len(diffs) - 1) * s / math.sqrt(len(diffs)) if len(diffs) > 1 else math.nan
-    return {"n": len(diffs), "seeds": seeds, "mean": m, "low": m - half, "high": m + half,
+    return {"n": len(diffs), "seeds": seeds, "diffs": diffs, "mean": m, "low": m - half, "high": m + half,
             "wins": sum(d > 0 for d in diffs)}
 
 

@@ -18,6 +18,7 @@ from seal_transfer.experiment import (
     load_records,
     matching_record,
     paired_difference,
+    pooled_difference,
     record_path,
     run_claimed,
     t975,
@@ -179,6 +180,17 @@ def test_paired_difference_matches_hand_computation() -> None:
     assert verdict_phrase(paired_difference({0: -2.0, 1: -3.0, 2: -2.5, 3: -2.2}, {s: 0.0 for s in range(4)})) == (
         "the paired 95 % interval lies below zero")
     assert t975(1) == 12.706 and t975(100) == 1.96
+
+
+def test_pooled_difference_is_the_paired_difference_of_all_pairs() -> None:
+    first = paired_difference({0: 3.0, 1: 1.0, 2: 2.0}, {0: 1.0, 1: 1.0, 2: 1.0})  # diffs 2, 0, 1
+    second = paired_difference({0: 0.0, 1: 5.0}, {0: 1.0, 1: 1.0})  # diffs -1, 4: same seed numbers, other runs
+    pooled = pooled_difference(first, second)
+    by_hand = paired_difference(dict(enumerate([2.0, 0.0, 1.0, -1.0, 4.0])), dict.fromkeys(range(5), 0.0))
+    assert pooled["n"] == 5 and pooled["seeds"] == ["0:0", "0:1", "0:2", "1:0", "1:1"]
+    assert pooled["mean"] == pytest.approx(1.2) and pooled["wins"] == 3
+    assert (pooled["low"], pooled["high"]) == pytest.approx((by_hand["low"], by_hand["high"]))
+    assert pooled["high"] - pooled["low"] < first["high"] - first["low"]  # more pairs: a tighter interval here
 
 
 def test_hash_is_order_free_in_dicts_and_sensitive_to_values() -> None:
