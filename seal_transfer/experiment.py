@@ -309,7 +309,8 @@ class Runner:
         # busy the machine was, while wall time grows with whatever else ran beside it.
         conditions = {"load_average_before": round(load_before, 2), "load_average_after": round(os.getloadavg()[0], 2),
                       "cpu_count": os.cpu_count(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-                      "cpu_seconds": round(cpu, 1), "cpu_per_wall": round(cpu / wall, 2) if wall > 0 else None}
+                      "cpu_seconds": round(cpu, 1), "cpu_per_wall": round(cpu / wall, 2) if wall > 0 else None,
+                      **machine_facts()}
         measured = job.extract(job.out_dir) if job.extract else {}
         digests = {"weights_sha256": weights_digest(job.weights),
                    "upstream_weights": {up.name: weights_digest(up.weights) for up in job.upstream}}
@@ -335,12 +336,45 @@ class Runner:
             diff = ", ".join(f"{k} {previous.get(k)!r} -> {v!r}" for k, v in measured.items()
                              if previous.get(k) != v and not _is_timing(k) and not isinstance(v, (list, dict)))
             what = diff or "per-round statistics differ"
-            threads = (previous.get("conditions") or {}).get("omp_num_threads"), conditions["omp_num_threads"]
+            before = previous.get("conditions") or {}
+            threads = before.get("omp_num_threads"), conditions["omp_num_threads"]
             if threads[0] != threads[1]:
                 what += f"; OMP_NUM_THREADS was {threads[0]}, is {threads[1]}: rerun with the original's to reproduce"
+            changed = [f"{k} {before[k]!r} -> {conditions[k]!r}" for k in MACHINE_KEYS
+                       if k in before and before[k] != conditions.get(k)]
+            if changed:
+                what += "; the machine differs: " + ", ".join(changed)
             print(f"  note: {job.name} rebuilt for its weights does not reproduce its record ({what}); the record "
                   "is kept and the rebuild noted under 'rebuilds'", flush=True)
         return record
+
+
+MACHINE_KEYS = ("cpu_model", "cpu_avx512", "torch_version")
+
+
+def machine_facts() -> dict[str, Any]:
+    """What a run's floating-point results depend on besides code, config and thread count: the CPU (its vector
+    instructions pick torch's kernels) and the torch build. Read without importing torch, so a runner stays light."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    model, flags = None, ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and model is None:
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = value
+    except OSError:  # not Linux: the platform's own name, vector flags unknown
+        import platform
+
+        model = platform.processor() or platform.machine()
+    try:
+        torch_version: Optional[str] = version("torch")
+    except PackageNotFoundError:
+        torch_version = None
+    return {"cpu_model": model, "cpu_avx512": ("avx512f" in flags.split()) if flags else None,
+            "torch_version": torch_version}
 
 
 def _is_timing(key: str) -> bool:

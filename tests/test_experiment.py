@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from seal_transfer import experiment
 from seal_transfer.experiment import (
     Job,
     Runner,
@@ -115,11 +116,17 @@ def test_a_rebuild_that_does_not_reproduce_keeps_the_record_and_is_noted(project
     assert original["mAP"] == 0.1 and not built_on_rebuild(first_fine, original)
     assert first_fine["upstream_weights"]["pre"] == original["weights_sha256"] is not None
 
+    assert set(original["conditions"]) >= {"cpu_model", "cpu_avx512", "torch_version"}  # what a rebuild may differ in
     pre.weights.unlink()  # a new session on another machine: the pretrain comes out slightly different
     monkeypatch.setenv("FAKE_DRIFT", "0.01")
+    real_facts = experiment.machine_facts
+    monkeypatch.setattr(experiment, "machine_facts", lambda: {**real_facts(), "cpu_model": "Another CPU"})
     fresh = Runner(project, "x", ["c.yaml"], [], records, project / "runs")
     rebuilt = fresh.ensure(pre, need_weights=True)
-    assert "does not reproduce its record (mAP 0.1 -> 0.11" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "does not reproduce its record (mAP 0.1 -> 0.11" in out
+    assert f"the machine differs: cpu_model {original['conditions']['cpu_model']!r} -> 'Another CPU'" in out
+    monkeypatch.setattr(experiment, "machine_facts", real_facts)
     assert rebuilt["mAP"] == 0.1 and rebuilt["weights_sha256"] == original["weights_sha256"]  # the record stays
     (note,) = rebuilt["rebuilds"]
     assert note["metrics_match"] is False and note["metrics"]["mAP"] == pytest.approx(0.11)
