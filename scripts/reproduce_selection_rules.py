@@ -315,7 +315,7 @@ def replication_section(original: dict[str, dict[float, dict[str, Any]]],
              "rebuilt pretrains. *same verdict* means both 95 % intervals say the same (both above zero, both "
              "below, or both include it). *pooled* takes every set's per-seed differences as one sample (ten pretrains "
              "instead of five); it was added after the runs, once the two sets disagreed, so it is exploratory, not "
-             "the plan's criterion.", "",
+             "the plan's criterion. A block's cells include the seeds its own tables mark †.", "",
              "| setting | fraction | vs | Table 5's pretrains | " + " | ".join(f"block {b}" for b in blocks)
              + " | same verdict | pooled (post hoc) |", "|---|---|---|---|" + "---|" * len(blocks) + "---|---|"]
     gains = paper_gains or {}
