@@ -272,7 +272,7 @@ def block_section(plan: dict[str, Any], name: str, records: list[dict[str, Any]]
                 lines.append(f"| {label} | {'{:.2f} ± {:.2f}'.format(*mean_std(list(v.values())))} | {len(v)} | "
                              f"{describe_interval(d_paper)} | {describe_interval(d_none)} |")
                 if figure is not None and is_chosen(chosen, rule, value):
-                    figure.setdefault(rule, {})[f] = {"paper": d_paper, "none": d_none}
+                    figure.setdefault(rule, {})[f] = {"paper": d_paper, "none": d_none, "rebuilt": rebuilt}
         lines += [""]
     if any_rebuilt:
         lines += [REBUILT_NOTE.format(upstream="the block's SEAL pretrain, or the rule's adapt"), ""]
@@ -315,7 +315,8 @@ def replication_section(original: dict[str, dict[float, dict[str, Any]]],
              "rebuilt pretrains. *same verdict* means both 95 % intervals say the same (both above zero, both "
              "below, or both include it). *pooled* takes every set's per-seed differences as one sample (ten pretrains "
              "instead of five); it was added after the runs, once the two sets disagreed, so it is exploratory, not "
-             "the plan's criterion. A block's cells include the seeds its own tables mark †.", "",
+             "the plan's criterion. † marks the seeds built on a rebuild that did not reproduce, as in the tables "
+             "above.", "",
              "| setting | fraction | vs | Table 5's pretrains | " + " | ".join(f"block {b}" for b in blocks)
              + " | same verdict | pooled (post hoc) |", "|---|---|---|---|" + "---|" * len(blocks) + "---|---|"]
     gains = paper_gains or {}
@@ -325,17 +326,26 @@ def replication_section(original: dict[str, dict[float, dict[str, Any]]],
     for rule in sorted(original):
         for fraction in sorted(original[rule]):
             for key in ("paper", "none"):
-                rows.append((setting_name(rule, chosen[rule]["value"]), fraction, key, original[rule][fraction][key],
-                             [b.get(rule, {}).get(fraction, {}).get(key) for b in blocks.values()]))
+                first = original[rule][fraction]
+                sets = [b.get(rule, {}).get(fraction, {}) for b in blocks.values()]
+                rows.append((setting_name(rule, chosen[rule]["value"]), fraction, key,
+                             {**first[key], "rebuilt": first.get("rebuilt")} if first.get(key) else None,
+                             [{**b[key], "rebuilt": b.get("rebuilt")} if b.get(key) else None for b in sets]))
     for name, fraction, key, first, others in rows:
-        cells = [describe_interval(d) if d else "—" for d in others]
+        cells = [describe_interval(d) + _dagger(d) if d else "—" for d in others]
         verdicts = {verdict(d) for d in [first, *others] if d and d["n"] > 1}
         same = ("—" if len(verdicts) == 0 or any(d is None or d["n"] < 2 for d in others)
                 else "yes" if len(verdicts) == 1 else "**no**")
         pooled = describe_interval(pooled_difference(first, *others)) if all(others) else "—"
         lines.append(f"| {name} | {fraction:g} | {'paper rule' if key == 'paper' else 'no adaptation'} | "
-                     f"{describe_interval(first)} | " + " | ".join(cells) + f" | {same} | {pooled} |")
+                     f"{describe_interval(first)}{_dagger(first)} | " + " | ".join(cells) + f" | {same} | {pooled} |")
     return lines + [""]
+
+
+def _dagger(diff: Optional[dict[str, Any]]) -> str:
+    """' †s4' for a difference some of whose seeds were built on a non-reproducing rebuild (see REBUILT_NOTE)."""
+    rebuilt = (diff or {}).get("rebuilt") or []
+    return f" †{','.join(f's{x}' for x in rebuilt)}" if rebuilt else ""
 
 
 def control_table(plan: dict[str, Any], block: dict[str, Any], records: list[dict[str, Any]],
@@ -449,7 +459,7 @@ def build_report(plan: dict[str, Any], rec: dict[int, list[dict[str, Any]]], tab
                 lines.append(f"| {name} | {'{:.2f} ± {:.2f}'.format(*mean_std(list(v.values())))} | {len(v)} | "
                              f"{describe_interval(d_paper)} | {describe_interval(d_none)} |")
                 if is_chosen(chosen, rule, value):
-                    figure.setdefault(rule, {})[fraction] = {"paper": d_paper, "none": d_none}
+                    figure.setdefault(rule, {})[fraction] = {"paper": d_paper, "none": d_none, "rebuilt": rebuilt}
                 if is_chosen(chosen, rule, value) and fraction == plan["choose"]["fraction"]:
                     goal_lines.append(goal_line(rule, value, v, base, rec[rw]))
     if any_rebuilt:
