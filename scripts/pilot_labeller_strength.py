@@ -120,7 +120,7 @@ def report(plan: dict[str, Any], records: list[dict[str, Any]], out: Path, note:
              f"**Question (fixed before the runs).** {plan['question']}", "",
              f"**Reading (fixed before the runs).** {plan['reading']}", "",
              "Plan: `configs/experiments/pilot_labeller_strength.yaml`. Metrics on the target train pool's hidden "
-             "truth (its 21 truth classes), from one two-view scoring pass per pretrain; definitions as in "
+             "truth, from one two-view scoring pass per pretrain; definitions as in "
              "`results/labeller_ceiling.md`.", "",
              "| seed | row | source mAP % | paper rule r1: kept | precision | truth-class coverage | argmax: "
              "precision | argmax: correct-class coverage | class top-1: precision | class top-1: correct coverage |",
