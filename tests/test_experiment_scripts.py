@@ -437,3 +437,43 @@ def test_labeller_ceiling_report_from_the_committed_records(tmp_path: Path) -> N
     text = out.read_text()
     assert "offline and recorded agree" in text  # the committed records: every recorded round 1 reproduced offline
     assert out.with_suffix(".png").stat().st_size > 0
+
+
+def test_labeller_pilot_jobs_and_its_fixed_reading(tmp_path: Path) -> None:
+    import yaml
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        pilot = importlib.import_module("pilot_labeller_strength")
+        table5_script = importlib.import_module("reproduce_table5")
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    plan = yaml.safe_load((ROOT / "configs/experiments/pilot_labeller_strength.yaml").read_text())
+    assert plan["world_seed"] == 1 and list(plan["rows"]) == ["epochs4", "epochs8"]  # never the report world
+    table5 = table5_script.Plan(yaml.safe_load((ROOT / "configs/experiments/table5.yaml").read_text()), tmp_path)
+    pre = pilot.pretrain_job(plan, tmp_path, "epochs8", 100)
+    assert pre.args == ["seed=100", "trainer.max_epochs=8"] and pre.fields["row"] == "epochs8"
+    adapt = pilot.paper_adapt_job(table5, pre, "epochs8", 100)
+    # scored with the paper rule's own adapt config, on this pretrain's weights
+    assert adapt.args == table5.adapt("rule", 0.3, 100).args and adapt.upstream == [pre]
+
+    def scores(row: str, seed: int, coverage: float) -> dict:
+        cell = {"precision": 0.5, "correct_coverage": coverage}
+        return {"name": f"scores_{row}__s{seed}", "kind": "scores", "row": row, "seed": seed, "commit": "c",
+                "wall_time_s": 1.0,
+                "paper_round1": {"kept_fraction": 0.5, "pseudo_label_precision": 0.6,
+                                 "kept_truth_class_coverage": 0.3},
+                "ceilings": {"truth_classes": 20, "argmax_all": cell, "argmax_true_only": cell, "class_top1": cell}}
+
+    def verdict(coverages: dict) -> str:
+        records = [scores(row, seed, c) for (row, seed), c in coverages.items()]
+        out = tmp_path / "pilot.md"
+        pilot.report(plan, records, out, "test")
+        return out.read_text()
+
+    # of 20 truth classes: 6 -> 9 and 5 -> 7 classes named correctly (7/20 - 5/20 is 0.0999..., counted as 2)
+    both = verdict({("epochs4", 100): 0.30, ("epochs8", 100): 0.45, ("epochs4", 101): 0.25, ("epochs8", 101): 0.35})
+    assert "s100 +3; s101 +2" in both and "**Verdict:** met in both seeds" in both
+    one = verdict({("epochs4", 100): 0.30, ("epochs8", 100): 0.45, ("epochs4", 101): 0.25, ("epochs8", 101): 0.30})
+    assert "s101 +1" in one and "**Verdict:** not met" in one
+    assert "**Verdict:** not yet" in verdict({("epochs4", 100): 0.30})
