@@ -476,4 +476,6 @@ def test_labeller_pilot_jobs_and_its_fixed_reading(tmp_path: Path) -> None:
     assert "s100 +3; s101 +2" in both and "**Verdict:** met in both seeds" in both
     one = verdict({("epochs4", 100): 0.30, ("epochs8", 100): 0.45, ("epochs4", 101): 0.25, ("epochs8", 101): 0.30})
     assert "s101 +1" in one and "**Verdict:** not met" in one
+    assert "- paper rule r1 truth-class coverage: s100 0.30 → 0.30; s101 0.30 → 0.30" in one  # shown, not judged
+    assert "- source mAP (points)" not in one  # no pretrain records here: nothing to show
     assert "**Verdict:** not yet" in verdict({("epochs4", 100): 0.30})
