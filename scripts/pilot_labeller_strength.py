@@ -58,10 +58,25 @@ def pretrain_job(plan: dict[str, Any], run_root: Path, row: str, seed: int) -> J
 
 
 def paper_adapt_job(table5: Plan, pretrain: Job, row: str, seed: int) -> Job:
-    """The paper rule's adapt on this pretrain, never run: its config says how the target pool is scored."""
+    """The paper rule's adapt on this pretrain: its config says how part 1 scores the target pool (never run
+    there); part 2 runs it."""
     template = table5.adapt("rule", 0.3, seed)
     return Job(name=f"adapt_rule_{row}__s{seed}", stage="adapt", args=list(template.args),
-               run_dir=pretrain.run_dir.parent / f"adapt_rule_{row}", upstream=[pretrain])
+               run_dir=pretrain.run_dir.parent / f"adapt_rule_{row}", upstream=[pretrain],
+               fields={"kind": "adapt", "row": row, "seed": seed}, extract=template.extract)
+
+
+def transfer_job(plan: dict[str, Any], table5: Plan, pretrain: Job, adapt: Job, row: str, target_row: str,
+                 seed: int) -> Job:
+    """Part 2: Table 5's finetune of `target_row` (seal: from the pretrain; seal_adapt: from the paper rule's
+    adapt), on this pilot pretrain."""
+    fraction = plan["transfer"]["fraction"]
+    template = table5.finetune(target_row, fraction, seed)
+    return Job(name=f"finetune_{target_row}_{row}__f{fraction:g}__s{seed}", stage="finetune",
+               args=list(template.args), run_dir=pretrain.run_dir.parent / f"ft_{target_row}_{row}_f{fraction:g}",
+               upstream=[pretrain if target_row == "seal" else adapt],
+               fields={"kind": "finetune", "row": row, "target_row": target_row, "fraction": fraction,
+                       "seed": seed}, extract=template.extract)
 
 
 def score(runner: Runner, adapt: Job) -> dict[str, Any]:
@@ -104,6 +119,14 @@ def run(plan: dict[str, Any], runner: Runner, table5: Plan, run_root: Path, reco
                          commit=runner.commit, wall_time_s=time.time() - started,
                          fields={"kind": "scores", "row": row, "seed": seed, "world": plan["world_seed"],
                                  "weights_sha256": weights_digest(pre.weights), **result})
+    for seed in (seeds if shard is None else seeds[shard[0]::shard[1]]):  # part 2, once part 1 is scored
+        for row in plan["rows"]:
+            pre = pretrain_job(plan, run_root, row, seed)
+            adapt = paper_adapt_job(table5, pre, row, seed)
+            for target_row in (plan.get("transfer") or {}).get("rows", []):
+                if runner.ensure(transfer_job(plan, table5, pre, adapt, row, target_row, seed)) is None:
+                    print("time budget reached; the next invocation continues from the records")
+                    return
 
 
 def correct_classes(scores: dict[str, Any]) -> int:
