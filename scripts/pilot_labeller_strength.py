@@ -181,6 +181,7 @@ def report(plan: dict[str, Any], records: list[dict[str, Any]], out: Path, note:
                      "seed. By the plan's reading, the ceiling is then not mainly a matter of source training; the "
                      "measures below, outside that reading, show what else moved.")
     lines += beside_the_criterion(by, rows, seeds)
+    lines += transfer_section(plan, records)
     lines += ["", *provenance_lines(records, note)]
     with atomic_write(out) as handle:
         handle.write("\n".join(lines) + "\n")
@@ -210,6 +211,27 @@ def beside_the_criterion(by: dict[tuple[Any, Any, Any], dict[str, Any]], rows: l
     if not out:
         return []
     return ["", f"Beside the criterion (not part of the plan's reading), {rows[0]} → {rows[-1]}:", "", *out]
+
+
+def transfer_section(plan: dict[str, Any], records: list[dict[str, Any]]) -> list[str]:
+    """Part 2: per seed and pretrain schedule, no adaptation vs the paper rule (target frame-mAP %), paired."""
+    spec = plan.get("transfer")
+    if not spec:
+        return []
+    fraction = spec["fraction"]
+    mAP = {(r["row"], r["target_row"], r["seed"]): 100 * r["mAP"] for r in records
+           if r.get("kind") == "finetune" and r.get("fraction") == fraction}
+    lines = ["", f"## Part 2: what adaptation is worth on each labeller (fraction {fraction:g})", "",
+             "Added after part 1 was read, fixed before its runs; descriptive (two seeds, no interval). Target "
+             "frame-mAP %; Table 5's rows with its stage arguments, on the pilot's pretrains.", "",
+             "| seed | pretrain | no adaptation (seal) | paper rule (seal_adapt) | paper rule − no adaptation |",
+             "|---|---|---|---|---|"]
+    for seed in plan["seeds"]:
+        for row in plan["rows"]:
+            none, paper = mAP.get((row, "seal", seed)), mAP.get((row, "seal_adapt", seed))
+            diff = f"{paper - none:+.2f}" if none is not None and paper is not None else "—"
+            lines.append(f"| s{seed} | {row} | {_f(none)} | {_f(paper)} | {diff} |")
+    return lines
 
 
 def main() -> None:

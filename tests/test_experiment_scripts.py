@@ -456,6 +456,14 @@ def test_labeller_pilot_jobs_and_its_fixed_reading(tmp_path: Path) -> None:
     adapt = pilot.paper_adapt_job(table5, pre, "epochs8", 100)
     # scored with the paper rule's own adapt config, on this pretrain's weights
     assert adapt.args == table5.adapt("rule", 0.3, 100).args and adapt.upstream == [pre]
+    adapted = pilot.transfer_job(plan, table5, pre, adapt, "epochs8", "seal_adapt", 100)
+    plain = pilot.transfer_job(plan, table5, pre, adapt, "epochs8", "seal", 100)
+    assert adapted.args == table5.finetune("seal_adapt", 0.25, 100).args and adapted.upstream == [adapt]
+    assert plain.upstream == [pre] and plain.run_dir != adapted.run_dir
+    ft = [{"kind": "finetune", "row": "epochs8", "target_row": t, "fraction": 0.25, "seed": 100, "mAP": m}
+          for t, m in (("seal", 0.20), ("seal_adapt", 0.215))]
+    section = "\n".join(pilot.transfer_section(plan, ft))
+    assert "| s100 | epochs8 | 20.00 | 21.50 | +1.50 |" in section and "| s101 | epochs4 | — | — | — |" in section
 
     def scores(row: str, seed: int, coverage: float) -> dict:
         cell = {"precision": 0.5, "correct_coverage": coverage}
