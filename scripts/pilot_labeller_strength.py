@@ -147,7 +147,8 @@ def report(plan: dict[str, Any], records: list[dict[str, Any]], out: Path, note:
              f"**Synthetic results** (world `{plan['preset']}` seed {plan['world_seed']}, the choose world; a pilot "
              "of two seeds, read per seed).", "",
              f"**Question (fixed before the runs).** {plan['question']}", "",
-             f"**Reading (fixed before the runs).** {plan['reading']}", "",
+             f"**Reading (fixed before the runs; restated once in classes before any pretrain was scored, see the "
+             f"plan).** {plan['reading']}", "",
              "Plan: `configs/experiments/pilot_labeller_strength.yaml`. Metrics on the target train pool's hidden "
              "truth, from one two-view scoring pass per pretrain; definitions as in "
              "`results/labeller_ceiling.md`.", "",
