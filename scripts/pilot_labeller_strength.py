@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 import yaml
 from analyse_labeller_ceiling import ceilings, stage_config  # the sibling scripts
-from reproduce_selection_rules import TABLE5_PLAN, world_runner
+from reproduce_selection_rules import TABLE5_PLAN, upstream_seeds, world_runner
 from reproduce_table5 import Plan, pretrain_extract
 
 from seal_transfer.data.domains import hidden_truth, source_labelmap
@@ -48,6 +48,7 @@ from seal_transfer.utils.fileio import atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
 VERSION = 1  # of what a scoring record holds: bump when a metric's definition changes
+PLAN_KEYS = ("experiment", "question", "config", "preset", "world_seed", "seeds", "rows", "min_class_gain", "reading")
 
 
 def pretrain_job(plan: dict[str, Any], run_root: Path, row: str, seed: int) -> Job:
@@ -97,36 +98,35 @@ def score(runner: Runner, adapt: Job) -> dict[str, Any]:
 
 def run(plan: dict[str, Any], runner: Runner, table5: Plan, run_root: Path, records_dir: Path,
         shard: Optional[tuple[int, int]]) -> None:
-    """Each of this shard's seeds: its pretrains (rows in plan order), then one scoring pass per pretrain."""
-    seeds = list(plan["seeds"])
-    for seed in (seeds if shard is None else seeds[shard[0]::shard[1]]):  # dealt by position, a seed per queue
+    """This shard's seeds (dealt by position): part 1, each pretrain (rows in plan order) and its scoring pass;
+    then part 2, the finetunes on those pretrains."""
+    pairs = []  # (row, seed, pretrain, the paper rule's adapt on it)
+    for seed in upstream_seeds(plan["seeds"], shard):
         for row in plan["rows"]:
             pre = pretrain_job(plan, run_root, row, seed)
-            adapt = paper_adapt_job(table5, pre, row, seed)
-            path = record_path(records_dir, f"scores_{row}__s{seed}")
-            want = config_hash(plan["experiment"], VERSION, runner.job_hash(adapt))
-            previous = matching_record(path, want)
-            if previous is not None and (not pre.weights.exists()
-                                         or previous.get("weights_sha256") == weights_digest(pre.weights)):
-                continue  # scored for these weights (or the weights are gone: the record stands for them)
-            if runner.ensure(pre, need_weights=True) is None:
+            pairs.append((row, seed, pre, paper_adapt_job(table5, pre, row, seed)))
+    for row, seed, pre, adapt in pairs:
+        path = record_path(records_dir, f"scores_{row}__s{seed}")
+        want = config_hash(plan["experiment"], VERSION, runner.job_hash(adapt))
+        previous = matching_record(path, want)
+        if previous is not None and (not pre.weights.exists()
+                                     or previous.get("weights_sha256") == weights_digest(pre.weights)):
+            continue  # scored for these weights (or the weights are gone: the record stands for them)
+        if runner.ensure(pre, need_weights=True) is None:
+            print("time budget reached; the next invocation continues from the records")
+            return
+        started = time.time()
+        print(f"[pilot] {row} s{seed}: scoring the target pool with {pre.weights}", flush=True)
+        result = score(runner, adapt)
+        write_record(path, experiment=plan["experiment"], name=f"scores_{row}__s{seed}", config_hash=want,
+                     commit=runner.commit, wall_time_s=time.time() - started,
+                     fields={"kind": "scores", "row": row, "seed": seed, "world": plan["world_seed"],
+                             "weights_sha256": weights_digest(pre.weights), **result})
+    for row, seed, pre, adapt in pairs:
+        for target_row in (plan.get("transfer") or {}).get("rows", []):
+            if runner.ensure(transfer_job(plan, table5, pre, adapt, row, target_row, seed)) is None:
                 print("time budget reached; the next invocation continues from the records")
                 return
-            started = time.time()
-            print(f"[pilot] {row} s{seed}: scoring the target pool with {pre.weights}", flush=True)
-            result = score(runner, adapt)
-            write_record(path, experiment=plan["experiment"], name=f"scores_{row}__s{seed}", config_hash=want,
-                         commit=runner.commit, wall_time_s=time.time() - started,
-                         fields={"kind": "scores", "row": row, "seed": seed, "world": plan["world_seed"],
-                                 "weights_sha256": weights_digest(pre.weights), **result})
-    for seed in (seeds if shard is None else seeds[shard[0]::shard[1]]):  # part 2, once part 1 is scored
-        for row in plan["rows"]:
-            pre = pretrain_job(plan, run_root, row, seed)
-            adapt = paper_adapt_job(table5, pre, row, seed)
-            for target_row in (plan.get("transfer") or {}).get("rows", []):
-                if runner.ensure(transfer_job(plan, table5, pre, adapt, row, target_row, seed)) is None:
-                    print("time budget reached; the next invocation continues from the records")
-                    return
 
 
 def correct_classes(scores: dict[str, Any]) -> int:
@@ -245,6 +245,9 @@ def main() -> None:
     ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args()
     plan = yaml.safe_load((ROOT / args.plan).read_text())
+    missing = [k for k in PLAN_KEYS if k not in (plan or {})]
+    if missing:
+        raise SystemExit(f"{args.plan}: missing key(s) {', '.join(missing)}")
     world = int(plan["world_seed"])
     folder = f"w{world}"
     records_dir, run_root = ROOT / args.records / folder, ROOT / args.run_root / folder

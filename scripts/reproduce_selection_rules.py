@@ -272,7 +272,8 @@ def block_section(plan: dict[str, Any], name: str, records: list[dict[str, Any]]
                 lines.append(f"| {label} | {'{:.2f} ± {:.2f}'.format(*mean_std(list(v.values())))} | {len(v)} | "
                              f"{describe_interval(d_paper)} | {describe_interval(d_none)} |")
                 if figure is not None and is_chosen(chosen, rule, value):
-                    figure.setdefault(rule, {})[f] = {"paper": d_paper, "none": d_none, "rebuilt": rebuilt}
+                    d_paper["rebuilt"] = d_none["rebuilt"] = rebuilt  # for the replication table's †
+                    figure.setdefault(rule, {})[f] = {"paper": d_paper, "none": d_none}
         lines += [""]
     if any_rebuilt:
         lines += [REBUILT_NOTE.format(upstream="the block's SEAL pretrain, or the rule's adapt"), ""]
@@ -326,11 +327,8 @@ def replication_section(original: dict[str, dict[float, dict[str, Any]]],
     for rule in sorted(original):
         for fraction in sorted(original[rule]):
             for key in ("paper", "none"):
-                first = original[rule][fraction]
-                sets = [b.get(rule, {}).get(fraction, {}) for b in blocks.values()]
-                rows.append((setting_name(rule, chosen[rule]["value"]), fraction, key,
-                             {**first[key], "rebuilt": first.get("rebuilt")} if first.get(key) else None,
-                             [{**b[key], "rebuilt": b.get("rebuilt")} if b.get(key) else None for b in sets]))
+                rows.append((setting_name(rule, chosen[rule]["value"]), fraction, key, original[rule][fraction][key],
+                             [b.get(rule, {}).get(fraction, {}).get(key) for b in blocks.values()]))
     for name, fraction, key, first, others in rows:
         cells = [describe_interval(d) + _dagger(d) if d else "—" for d in others]
         verdicts = {verdict(d) for d in [first, *others] if d and d["n"] > 1}
@@ -343,7 +341,8 @@ def replication_section(original: dict[str, dict[float, dict[str, Any]]],
 
 
 def _dagger(diff: Optional[dict[str, Any]]) -> str:
-    """' †s4' for a difference some of whose seeds were built on a non-reproducing rebuild (see REBUILT_NOTE)."""
+    """' †s4' for a difference some of whose seeds were built on a non-reproducing rebuild (its `rebuilt` seeds, set
+    where the report pairs the runs; see REBUILT_NOTE)."""
     rebuilt = (diff or {}).get("rebuilt") or []
     return f" †{','.join(f's{x}' for x in rebuilt)}" if rebuilt else ""
 
@@ -459,7 +458,8 @@ def build_report(plan: dict[str, Any], rec: dict[int, list[dict[str, Any]]], tab
                 lines.append(f"| {name} | {'{:.2f} ± {:.2f}'.format(*mean_std(list(v.values())))} | {len(v)} | "
                              f"{describe_interval(d_paper)} | {describe_interval(d_none)} |")
                 if is_chosen(chosen, rule, value):
-                    figure.setdefault(rule, {})[fraction] = {"paper": d_paper, "none": d_none, "rebuilt": rebuilt}
+                    d_paper["rebuilt"] = d_none["rebuilt"] = rebuilt  # for the replication table's †
+                    figure.setdefault(rule, {})[fraction] = {"paper": d_paper, "none": d_none}
                 if is_chosen(chosen, rule, value) and fraction == plan["choose"]["fraction"]:
                     goal_lines.append(goal_line(rule, value, v, base, rec[rw]))
     if any_rebuilt:

@@ -392,7 +392,7 @@ def test_replication_puts_both_sets_of_pretrains_side_by_side(rules_script) -> N
     lines = rules_script.replication_section(original, blocks, chosen, gains)
     assert lines.index(next(line for line in lines if line.startswith("| paper rule | 0.25 | no adaptation |"))) < (
         lines.index(vs_paper))  # the paper's own claim comes first
-    blocks["rebuild1"]["score_weight"][0.25]["rebuilt"] = [4]  # seed 4 of the block sits on a rebuild
+    blocks["rebuild1"]["score_weight"][0.25]["paper"] = {**spread, "rebuilt": [4]}  # the block's s4 is on a rebuild
     lines = rules_script.replication_section(original, blocks, chosen)
     vs_paper = next(line for line in lines if line.startswith("| score_weight | 0.25 | paper rule |"))
     assert vs_paper.count("†s4") == 1 and "(3/5 seeds > 0) †s4 | **no** |" in vs_paper  # in the block's cell
